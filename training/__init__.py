@@ -1,0 +1,1 @@
+"""Datasets, progressive stages and the LoRA trainer for EmoCAST."""
