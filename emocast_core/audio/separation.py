@@ -152,7 +152,9 @@ def _onnx_runner(path: str, use_cuda: bool) -> Callable[[np.ndarray], np.ndarray
     key = (os.path.realpath(path), os.stat(path).st_mtime_ns, tuple(providers))
     if key not in _SESSIONS:
         _SESSIONS.clear()  # one separator at a time: it is ~70 MB
-        _SESSIONS[key] = ort.InferenceSession(path, providers=providers)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # share the CPU budget torch was given
+        _SESSIONS[key] = ort.InferenceSession(path, sess_options=options, providers=providers)
     session = _SESSIONS[key]
     name = session.get_inputs()[0].name
     return lambda spec: session.run(None, {name: spec})[0]
