@@ -1,0 +1,133 @@
+"""EmoCAST Audio Encode: ComfyUI AUDIO -> wav2vec2 features per video frame.
+
+Output EMOCAST_AUDIO is an `emocast_core.audio.AudioFeatures` (hidden states
+[T_padded, 12, 768] on the CPU, true frame count, fps, the original AUDIO for
+muxing).  The wav2vec2 stays cached on the offload device between runs and
+visits the compute device only while encoding.
+"""
+import torch
+from comfy_api.latest import io
+
+import comfy.model_management as mm
+import comfy.utils
+import folder_paths
+
+from ..emocast_core.audio import SEPARATOR_FILE, MdxVocalSeparator, encode_audio, load_wav2vec2
+from .model_folders import list_model_dirs, resolve_model_dir
+
+AUDIO_FEATURES_TYPE = "EMOCAST_AUDIO"
+NO_MODEL = "(no wav2vec2 folder in models/wav2vec2)"
+_BAR_STEPS = 1000
+_BYTES_PER_SECOND = 25 * 2**20  # rough peak activations of wav2vec2-base per second of audio (fp32)
+_MAX_WHOLE_SECONDS = 70  # the chunked path never holds more than ~40 s; whole clips go up to 60 s
+
+
+class AudioEmotiveEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        models = list_model_dirs("wav2vec2") or [NO_MODEL]
+        return io.Schema(
+            node_id="AudioEmotiveEncode",
+            display_name="EmoCAST Audio Encode",
+            category="EmoCAST/conditioning",
+            description="Speech -> wav2vec2 features per video frame, as official EmoCAST computes them "
+                        "(optional vocal separation, 16 kHz mono, all 12 layers, padded to 16-frame clips).",
+            inputs=[
+                io.Audio.Input("audio", tooltip="The driving speech. Batch item 0 is used; channels are mixed to "
+                                                "mono and resampled to 16 kHz. Up to 60 s is encoded in one pass "
+                                                "like the official code; longer audio in overlapping 30 s chunks."),
+                io.Combo.Input("wav2vec_model", options=models, default=models[0],
+                               tooltip="A Hugging Face wav2vec2 folder in models/wav2vec2/ (config.json, "
+                                       "model.safetensors or pytorch_model.bin, preprocessor_config.json). "
+                                       "EmoCAST uses facebook/wav2vec2-base-960h."),
+                io.Float.Input("fps", default=25.0, min=1.0, max=120.0, step=0.01,
+                               tooltip="Frame rate of the video to generate: one feature row per frame. "
+                                       "EmoCAST was trained at 25 fps; other rates change the lip timing."),
+                io.Boolean.Input("separate_vocals", default=False,
+                                 tooltip=f"Isolate the voice first with the MDX-Net model {SEPARATOR_FILE}, as the "
+                                         "official pipeline does (helps with music or noise under the speech). "
+                                         "Needs the optional package onnxruntime (or onnxruntime-gpu) and "
+                                         f"models/audio_separator/{SEPARATOR_FILE}."),
+            ],
+            outputs=[io.Custom(AUDIO_FEATURES_TYPE).Output(display_name="audio_features")],
+        )
+
+    @classmethod
+    def execute(cls, audio, wav2vec_model, fps, separate_vocals) -> io.NodeOutput:
+        try:
+            waveform, rate = _first_item(audio)
+            bundle = load_wav2vec2(_wav2vec_folder(wav2vec_model), device=mm.unet_offload_device(),
+                                   dtype=torch.float32)
+            device = mm.get_torch_device()
+            bar = comfy.utils.ProgressBar(_BAR_STEPS)
+            separator = None
+            if separate_vocals:
+                separator = MdxVocalSeparator.from_onnx(_separator_path(), use_cuda=device.type == "cuda",
+                                                        progress=_progress(bar, 0, _BAR_STEPS // 2))
+            encode_span = (_BAR_STEPS // 2, _BAR_STEPS) if separate_vocals else (0, _BAR_STEPS)
+            source = {"waveform": audio["waveform"][:1], "sample_rate": rate}
+            _make_room(bundle.model, waveform.shape[-1] / rate, device)
+            try:
+                bundle.model.to(device)
+                features = encode_audio(bundle, waveform, rate, fps=fps, source_audio=source,
+                                        separator=separator, progress=_progress(bar, *encode_span))
+            finally:
+                bundle.model.to(mm.unet_offload_device())
+                mm.soft_empty_cache()
+        except (ValueError, FileNotFoundError, RuntimeError) as e:
+            if type(e) not in (ValueError, FileNotFoundError, RuntimeError):
+                raise  # e.g. torch's OutOfMemoryError: ComfyUI handles it by type
+            raise type(e)(f"EmoCAST Audio Encode: {e}") from e
+        bar.update_absolute(_BAR_STEPS)
+        return io.NodeOutput(features)
+
+
+def _first_item(audio) -> tuple[torch.Tensor, int]:
+    """Batch item 0 of a ComfyUI AUDIO dict, with the dict itself checked."""
+    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+        raise ValueError("audio: expected a ComfyUI AUDIO ({'waveform': [B,C,T], 'sample_rate': int}), "
+                         f"got {type(audio).__name__}")
+    waveform = audio["waveform"]
+    if not isinstance(waveform, torch.Tensor) or waveform.ndim != 3:
+        shape = list(waveform.shape) if isinstance(waveform, torch.Tensor) else type(waveform).__name__
+        raise ValueError(f"audio: waveform must be a tensor [batch, channels, samples], got {shape}")
+    if waveform.shape[0] == 0:
+        raise ValueError("audio: the AUDIO batch is empty")
+    return waveform[0], audio["sample_rate"]
+
+
+def _wav2vec_folder(name: str) -> str:
+    if name == NO_MODEL or not list_model_dirs("wav2vec2"):
+        roots = ", ".join(folder_paths.get_folder_paths("wav2vec2"))
+        raise FileNotFoundError(
+            "wav2vec_model: no wav2vec2 model found. Download the Hugging Face folder facebook/wav2vec2-base-960h "
+            "(config.json, model.safetensors or pytorch_model.bin, preprocessor_config.json) into "
+            f"models/wav2vec2/wav2vec2-base-960h/ (searched: {roots}), then refresh the page."
+        )
+    return resolve_model_dir("wav2vec2", name)
+
+
+def _separator_path() -> str:
+    path = folder_paths.get_full_path("audio_separator", SEPARATOR_FILE)
+    if path is None:
+        roots = ", ".join(folder_paths.get_folder_paths("audio_separator"))
+        raise FileNotFoundError(f"separate_vocals: {SEPARATOR_FILE} not found (searched: {roots}). Download it "
+                                "(UVR MDX-Net, MIT) into models/audio_separator/, or turn separate_vocals off.")
+    return path
+
+
+def _progress(bar, start: int, stop: int):
+    """A core progress callback: honour Cancel, and map (done, total) onto bar[start:stop]."""
+    def report(done: int, total: int) -> None:
+        mm.throw_exception_if_processing_interrupted()
+        bar.update_absolute(start + (stop - start) * done // max(total, 1))
+    return report
+
+
+def _make_room(model, seconds: float, device) -> None:
+    """Ask ComfyUI to unload other models if the wav2vec2 pass would not fit (GPU only)."""
+    if mm.is_device_cpu(device):
+        return
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    scale = model.config.conv_dim[0] / 512  # activations follow the CNN width; 512 for base
+    mm.free_memory(weights + int(_BYTES_PER_SECOND * scale * min(seconds, _MAX_WHOLE_SECONDS)), device)
