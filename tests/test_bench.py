@@ -1,0 +1,13 @@
+"""The benchmark entry point runs and reports what it promises (timings are not asserted)."""
+import json
+
+from emocast_core import bench
+
+
+def test_bench_prints_its_measurements(capsys):
+    assert bench.main(["--config", "reduced", "--frames", "2", "--steps", "1", "--repeats", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"] == "reduced" and result["frames"] == 2
+    for key in ("cfg_step_s", "clip_s", "s_per_frame", "peak_rss_gb"):
+        assert result[key] > 0
+    assert abs(result["params_m"] - 94.8) < 0.1  # the parity README's count for the reduced Net
