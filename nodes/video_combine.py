@@ -29,7 +29,7 @@ class VideoCombine(io.ComfyNode):
             inputs=[
                 io.Image.Input("images", tooltip="Video frames as an IMAGE batch [T,H,W,3]. Odd widths or "
                                "heights are padded by one repeated edge pixel (H.264 needs even sizes)."),
-                io.Float.Input("fps", default=25.0, min=1.0, max=120.0, step=1.0,
+                io.Float.Input("fps", default=25.0, min=1.0, max=120.0, step=0.01,
                                tooltip="Frames per second. EmoCAST generates 25 fps."),
                 io.String.Input("filename_prefix", default="EmoCAST/talking",
                                 tooltip="Output path prefix inside the ComfyUI output folder; a counter and "
