@@ -128,5 +128,13 @@ class EmoCASTConfig:
         """The parity-fixture model: SD1.5 with block_out_channels (32, 64, 96, 96)."""
         return cls.from_sd15_unet_config({**SD15_UNET_CONFIG, "block_out_channels": [32, 64, 96, 96]})
 
+    @classmethod
+    def tiny(cls) -> "EmoCASTConfig":
+        """The reduced UNet with every fixed width shrunk too: the official key set at test size."""
+        return cls.reduced().with_(
+            cross_attention_dim=64, audio_token_dim=64, audio_channels=64, audio_layers=2, audio_proj_hidden=32,
+            eaa_head_dim=8, face_embed_dim=32,
+        )
+
     def with_(self, **changes) -> "EmoCASTConfig":
         return replace(self, **changes)

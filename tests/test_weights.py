@@ -11,10 +11,7 @@ from emocast_core.models import EmoCASTNet
 from emocast_core.weights import CheckpointError, infer_config, load_net, read_state_dict, save_net
 
 # A narrow model with the official key set, so files stay small and tests fast.
-TINY = EmoCASTConfig.reduced().with_(
-    cross_attention_dim=64, audio_token_dim=64, audio_channels=64, audio_layers=2, audio_proj_hidden=32,
-    eaa_head_dim=8, face_embed_dim=32,
-)
+TINY = EmoCASTConfig.tiny()
 
 
 @pytest.fixture(scope="module")
