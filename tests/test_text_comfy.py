@@ -33,8 +33,19 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def ep(tmp_path_factory):
-    """nodes/emotion_prompt.py of the pack, loaded as ComfyUI-EmoCAST by ComfyUI imported in-process (CPU)."""
+def ep(request, tmp_path_factory):
+    """nodes/emotion_prompt.py of the pack as ComfyUI loads it (as ComfyUI-EmoCAST), ComfyUI in-process on CPU.
+
+    Uses the shared `comfy_inprocess` fixture when conftest provides it; else loads per COMFYUI.md §4.
+    """
+    try:
+        pack = request.getfixturevalue("comfy_inprocess").pack.__name__
+    except pytest.FixtureLookupError:
+        pack = _load_pack_in_process(tmp_path_factory.mktemp("custom_nodes") / "ComfyUI-EmoCAST")
+    return importlib.import_module(f"{pack}.nodes.emotion_prompt")
+
+
+def _load_pack_in_process(link: Path) -> str:
     if not (COMFY_CORE / "nodes.py").is_file():
         pytest.skip(f"no ComfyUI tree at {COMFY_CORE}; run scripts/provision.sh")
     if str(COMFY_CORE) not in sys.path:
@@ -45,11 +56,9 @@ def ep(tmp_path_factory):
     args.cpu = True  # before anything imports comfy.model_management
     import nodes
     assert hasattr(nodes, "load_custom_node"), f"'nodes' resolved to {nodes.__file__}, not ComfyUI's"
-    link = tmp_path_factory.mktemp("custom_nodes") / "ComfyUI-EmoCAST"
     link.symlink_to(REPO, target_is_directory=True)
     assert asyncio.run(nodes.load_custom_node(str(link)))
-    pack = str(link).replace(".", "_x_")  # the module name load_custom_node gives the pack
-    return importlib.import_module(f"{pack}.nodes.emotion_prompt")
+    return str(link).replace(".", "_x_")  # the module name load_custom_node gives the pack
 
 
 @pytest.fixture(scope="module")
@@ -192,10 +201,21 @@ def test_node_schema(node, ep):
     node.INPUT_TYPES()  # the V1 view /object_info serves builds too
 
 
+def run_like_executor(node_cls, **inputs):
+    """As ComfyUI's executor calls a V3 node: validated, cloned, under torch.inference_mode()."""
+    from comfy_api.internal import make_locked_method_func
+    node_cls.VALIDATE_CLASS()
+    func = make_locked_method_func(node_cls, node_cls.FUNCTION, node_cls.PREPARE_CLASS_CLONE({}))
+    with torch.inference_mode():
+        return func(**inputs)
+
+
 def test_node_encodes_from_either_source(node, ep, clip, hf):
     schedule = "0s: neutral | 2s: furious, shouting"
-    (from_folder,) = node.execute("custom", schedule, 0.25, "clip-tiny").args
-    (from_clip,) = node.execute("custom", schedule, 0.25, ep.USE_CLIP, clip=clip).args
+    (from_folder,) = run_like_executor(node, preset="custom", prompt=schedule, transition_seconds=0.25,
+                                       text_encoder="clip-tiny").args
+    (from_clip,) = run_like_executor(node, preset="custom", prompt=schedule, transition_seconds=0.25,
+                                     text_encoder=ep.USE_CLIP, clip=clip).args
     assert from_folder.times_s == [0.0, 2.0] and from_folder.transition_s == 0.25
     assert from_folder.prompts == [EMOTION_PRESETS["neutral"], "furious, shouting"]
     assert from_clip.source == "clip input (CLIP-L)" and from_folder.source == "clip-tiny"
