@@ -1,0 +1,101 @@
+"""`make demo`: run the example EmoCAST workflow in a real ComfyUI server.
+
+    python -m tests.harness.demo [WORKFLOW.json] [--models DIR] [--keep-running]
+
+Starts ComfyUI 0.3.75 (from EMOCAST_COMFY_CORE / EMOCAST_VENV, which `make demo`
+exports) with `.cache/demo/` as its base directory and the pack symlinked in,
+copies `workflows/input/*` into its input folder, converts the UI workflow
+with the live /object_info, runs it and prints where the outputs are.  Exit
+status: 0 ran, 1 failed, 2 nothing to run (no workflow yet, no ComfyUI).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .comfy_env import REPO, find_env
+from .comfy_server import ComfyError, ComfyServer, ExecutionFailed, PromptRejected
+from .workflow import WorkflowError, load_workflow
+
+DEFAULT_WORKFLOW = REPO / "workflows" / "emocast_basic.json"
+DEFAULT_BASE = REPO / ".cache" / "demo"
+
+
+def _link_models(base: Path, models: Path) -> None:
+    target = base / "models"
+    if target.is_symlink():
+        target.unlink()
+    elif target.exists():
+        if any(target.iterdir()):
+            raise SystemExit(f"{target} is a non-empty folder; move it away to use --models {models}")
+        target.rmdir()
+    target.symlink_to(models.resolve(), target_is_directory=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("workflow", nargs="?", default=str(DEFAULT_WORKFLOW), help="UI-format workflow json")
+    parser.add_argument("--base-dir", default=str(DEFAULT_BASE), help="ComfyUI --base-directory (kept)")
+    parser.add_argument("--models", help="an existing ComfyUI models/ folder to use (symlinked)")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the run")
+    parser.add_argument("--keep-running", action="store_true", help="leave the server up until Ctrl-C")
+    args = parser.parse_args(argv)
+
+    workflow_path = Path(args.workflow)
+    if not workflow_path.is_file():
+        print(f"demo: the demo workflow {workflow_path} is not available yet. The EmoCAST nodes and "
+              "their example workflow are still being built, so there is nothing to run. "
+              "Nothing was started.", file=sys.stderr)
+        return 2
+    env, reason = find_env()
+    if env is None:
+        print(f"demo: {reason}", file=sys.stderr)
+        return 2
+
+    base = Path(args.base_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    if args.models:
+        _link_models(base, Path(args.models))
+    inputs = REPO / "workflows" / "input"
+    if inputs.is_dir():
+        (base / "input").mkdir(exist_ok=True)
+        for src in inputs.iterdir():
+            if src.is_file():
+                shutil.copyfile(src, base / "input" / src.name)
+
+    server = ComfyServer(env, base)
+    server.log_path.unlink(missing_ok=True)
+    print(f"demo: starting ComfyUI 0.3.75 ({'CPU' if env.use_cpu else 'GPU'}), base {base}, log {server.log_path}")
+    try:
+        with server:
+            print(f"demo: server at {server.url}; running {workflow_path.name}")
+            workflow = load_workflow(workflow_path)
+            started = time.monotonic()
+            entry = server.run_workflow(workflow, timeout=args.timeout)
+            print(f"demo: finished in {time.monotonic() - started:.1f} s")
+            items = server.output_items(entry)
+            if not items:
+                print("demo: the workflow ran but saved no files")
+            for item in items:
+                print(f"demo: output from node {item['node']}: {server.output_path(item)}")
+            if args.keep_running:
+                print(f"demo: server still up at {server.url} (Ctrl-C to stop)")
+                try:
+                    while server.alive():
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    pass
+    except (WorkflowError, PromptRejected, ExecutionFailed) as e:
+        print(f"demo: {workflow_path.name} did not run:\n{e}", file=sys.stderr)
+        return 1
+    except ComfyError as e:
+        print(f"demo: ComfyUI failed:\n{e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""ComfyUI 0.3.75 imported into the test process (COMFYUI.md §4), beside our own packages."""
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.comfyui
+
+
+def test_comfyui_and_the_pack_load_in_process(comfy_inprocess, comfy_env):
+    assert Path(sys.modules["nodes"].__file__).resolve() == (comfy_env.core / "nodes.py").resolve()
+    assert comfy_inprocess.models_dir == comfy_inprocess.base_dir / "models"
+    assert "EmptyImage" in comfy_inprocess.NODE_CLASS_MAPPINGS
+    assert comfy_inprocess.pack.__file__.endswith("ComfyUI-EmoCAST/__init__.py")
+    assert comfy_inprocess.pack_node_ids() == comfy_inprocess.declared_node_ids()
+
+
+def test_pack_model_folders_register_in_the_real_folder_paths(comfy_inprocess):
+    importlib.import_module(f"{comfy_inprocess.pack.__name__}.nodes.model_folders")
+    folder_paths = comfy_inprocess.folder_paths
+    for name in ("emocast", "wav2vec2", "insightface", "mediapipe", "audio_separator", "text_encoders", "vae"):
+        paths = folder_paths.get_folder_paths(name)
+        assert str(comfy_inprocess.models_dir / name) in paths, (name, paths)
+
+
+def test_emocast_core_still_imports_beside_comfyui(comfy_inprocess):
+    import emocast_core
+
+    assert Path(emocast_core.__file__).resolve().parent == Path(__file__).resolve().parents[1] / "emocast_core"
+
+
+def test_run_node_executes_a_v3_core_node(comfy_inprocess):
+    comfy_inprocess.load_core_extra("nodes_video")
+    out = comfy_inprocess.run_node("CreateVideo", images=torch.rand(3, 16, 24, 3), fps=25.0)
+    video = out.result[0]
+    assert video.get_dimensions() == (24, 16)
+    assert video.get_frame_count() == 3
+
+
+def test_run_node_executes_a_v1_core_node_under_inference_mode(comfy_inprocess):
+    (image,) = comfy_inprocess.run_node("EmptyImage", width=8, height=4, batch_size=2, color=0xFF0000)
+    assert image.shape == (2, 4, 8, 3) and image.is_inference()
+    assert torch.equal(image[0, 0, 0], torch.tensor([1.0, 0.0, 0.0]))
