@@ -266,6 +266,12 @@ def test_chunked_equals_whole_when_one_chunk_covers_the_clip(bundle):
     torch.testing.assert_close(one, whole, rtol=1e-4, atol=1e-5)
 
 
+def test_whole_clip_limit_is_judged_on_the_audio_not_the_padding(bundle):
+    wave = _speechlike(2.0)  # 50 frames, padded to 64 (2.56 s)
+    assert wav2vec_features(bundle.model, wave, whole_clip_max_seconds=2.0)[2] is False
+    assert wav2vec_features(bundle.model, _speechlike(2.01), whole_clip_max_seconds=2.0)[2] is True
+
+
 def test_chunked_agrees_with_whole_clip_on_speechlike_audio(bundle):
     """90 s: whole-clip (official) vs 30 s chunks with 5 s context.
 

@@ -71,8 +71,8 @@ def wav2vec_features(model, waveform_16k: torch.Tensor, fps: float = 25.0, clip_
     """
     x = normalize_waveform(waveform_16k) if do_normalize else waveform_16k.float()
     num_frames = frame_count(x.numel(), fps)
+    chunked = x.numel() / TARGET_SAMPLE_RATE > whole_clip_max_seconds  # judged on the audio, not the padding
     x, padded = pad_to_clips(x, num_frames, fps, clip_length)
-    chunked = x.numel() / TARGET_SAMPLE_RATE > whole_clip_max_seconds
     if chunked:
         hidden = chunked_hidden_states(model, x, padded, fps, progress=progress)
     else:
