@@ -101,3 +101,18 @@ def test_bad_requests(net, codec):
     req.reference = torch.zeros(1, 3, 64, 96)
     with pytest.raises(ValueError, match="square"):
         generate_talking_head(net, codec, req)
+
+
+def test_per_frame_emotion(net, codec):
+    req = make_request(frames=5, steps=1)
+    constant = generate_talking_head(net, codec, req)
+    req.emotion_per_frame = req.text_cond[0].expand(16, -1, -1)
+    same = generate_talking_head(net, codec, req)
+    assert (same.float() - constant.float()).abs().max() <= 1
+    other = torch.randn(1, 77, CFG.cross_attention_dim, generator=torch.Generator().manual_seed(5))
+    req.emotion_per_frame = torch.cat([req.text_cond.expand(8, -1, -1), other.expand(8, -1, -1)])
+    changed = generate_talking_head(net, codec, req)
+    assert not torch.equal(changed, constant)
+    req.emotion_per_frame = req.emotion_per_frame[:10]
+    with pytest.raises(ValueError, match="per-frame emotion covers 10 frames"):
+        generate_talking_head(net, codec, req)

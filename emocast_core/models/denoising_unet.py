@@ -79,7 +79,7 @@ class DenoisingUNet(nn.Module):
     ) -> torch.Tensor:
         """Predict v for latents `sample` [B, 4, F, h, w].
 
-        text_face_tokens [B, 81, 768]; audio_tokens [B, F, 32, 768];
+        text_face_tokens [B, 81, 768] or per frame [B, F, 81, 768]; audio_tokens [B, F, 32, 768];
         emotion_tokens [B, 77, 768] or per frame [B, F, 77, 768]; masks: per
         level (0..3), a (full, face, lip) triple of [B*F, hw] maps;
         face_features [B, C0, F, h, w] from the FaceLocator.
@@ -94,7 +94,10 @@ class DenoisingUNet(nn.Module):
             batch=batch,
             frames=frames,
             temb=temb.repeat_interleave(frames, 0),
-            text_face=text_face_tokens.repeat_interleave(frames, 0),
+            text_face=(
+                text_face_tokens.flatten(0, 1) if text_face_tokens.dim() == 4
+                else text_face_tokens.repeat_interleave(frames, 0)
+            ),
             audio=audio_tokens.flatten(0, 1),
             emotion=emotion_tokens.flatten(0, 1),
             masks=masks,

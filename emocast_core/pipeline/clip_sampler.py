@@ -15,7 +15,10 @@ def write_reference(net: EmoCASTNet, motion_latents: torch.Tensor, text_face: to
 
     The conditioning is tiled, not interleaved, over the 6 rows (u, c, u, c, u, c),
     and the bank is rounded to fp16 on hand-over: both as in the official pipeline.
+    Per-frame text (emotion keyframes) conditions the ReferenceNet with the clip's middle frame.
     """
+    if text_face.dim() == 4:
+        text_face = text_face[:, text_face.shape[1] // 2]
     features = net.reference_unet(motion_latents.repeat(2, 1, 1, 1), 0, text_face.repeat(3, 1, 1))
     bank = ReferenceBank.official_cfg(features, frames)
     return bank.rounded_to(bank_dtype) if bank_dtype is not None else bank

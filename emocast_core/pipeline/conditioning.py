@@ -19,7 +19,7 @@ from ..models import EmoCASTNet
 
 @dataclass
 class ClipConditioning:
-    text_face: torch.Tensor  # [2, 77 + 4, 768]
+    text_face: torch.Tensor  # [2, 77 + 4, 768], or per frame [2, F, 77 + 4, 768]
     audio: torch.Tensor  # [2, F, 32, 768]
     emotion: torch.Tensor  # [2, 77, 768] or per frame [2, F, 77, 768]
     masks: list  # per level: (full, face, lip), each [2F, hw]
@@ -31,8 +31,13 @@ class ClipConditioning:
 
 
 def text_face_tokens(net: EmoCASTNet, text_cond, text_uncond, face_embedding) -> torch.Tensor:
-    face = net.imageproj(torch.cat([torch.zeros_like(face_embedding), face_embedding]))
-    return torch.cat([torch.cat([text_uncond, text_cond]), face.to(text_cond.dtype)], dim=1)
+    """TEA tokens [2, 77 + 4, 768]; with per-frame text [1, F, 77, 768], per frame [2, F, 81, 768]."""
+    face = net.imageproj(torch.cat([torch.zeros_like(face_embedding), face_embedding])).to(text_cond.dtype)
+    if text_cond.dim() == 4:
+        frames = text_cond.shape[1]
+        text = torch.cat([text_uncond.unsqueeze(1).expand(-1, frames, -1, -1), text_cond])
+        return torch.cat([text, face.unsqueeze(1).expand(-1, frames, -1, -1)], dim=2)
+    return torch.cat([torch.cat([text_uncond, text_cond]), face], dim=1)
 
 
 def face_locator_features(net: EmoCASTNet, face_region: torch.Tensor, frames: int) -> torch.Tensor:
@@ -49,8 +54,9 @@ def frame_masks(levels, frames: int) -> list:
 def clip_conditioning(net, text_cond, text_uncond, face_embedding, audio_windows, mask_levels, face_region, emotion=None):
     """Everything one clip needs, from encoded text, ArcFace, wav2vec windows [1, F, 5, L, H] and masks.
 
-    `emotion` overrides the EAA query (e.g. per-frame keyframe blends [1, F, 77, 768]);
-    by default it is the prompt's text, used for both halves as officially.
+    `text_cond` may be per frame [1, F, 77, 768] (emotion keyframes); it then drives
+    both the TEA text and the EAA query of each frame.  `emotion` overrides the EAA
+    query; by default it is the prompt's text, used for both halves as officially.
     """
     frames = audio_windows.shape[1]
     audio = net.audioproj(audio_windows)

@@ -29,7 +29,9 @@ class TalkingHeadRequest:
     audio: object  # AudioFeatures: num_clips, clip_length, num_frames, clip_windows(c)
     text_cond: torch.Tensor  # [1, 77, 768]
     text_uncond: torch.Tensor  # [1, 77, 768]
-    emotion_per_frame: torch.Tensor | None = None  # [>= padded frames, 77, 768] (keyframe blends)
+    # Per-frame text [>= padded frames, 77, 768] (emotion keyframes): replaces text_cond for
+    # both the TEA text and the EAA query, frame by frame.
+    emotion_per_frame: torch.Tensor | None = None
     steps: int = 40
     guidance: float = 3.5
     seed: int = 42
@@ -45,6 +47,11 @@ def _check(req: TalkingHeadRequest, net: EmoCASTNet) -> None:
     size = req.reference.shape[-1]
     if req.reference.shape[-2] != size or size % 64:
         raise ValueError(f"the reference image must be square with a side divisible by 64, got {tuple(req.reference.shape[-2:])}")
+    if req.emotion_per_frame is not None and req.emotion_per_frame.shape[0] < req.audio.num_clips * req.audio.clip_length:
+        raise ValueError(
+            f"per-frame emotion covers {req.emotion_per_frame.shape[0]} frames, the audio needs "
+            f"{req.audio.num_clips * req.audio.clip_length} (whole clips)"
+        )
     if req.audio.clip_length > net.config.motion_max_len - net.config.motion_frames:
         raise ValueError("clip_length + motion frames exceed the motion modules' 32 positions")
 
@@ -74,12 +81,12 @@ def generate_talking_head(
     frames_out = []
     for c in range(clips):
         windows = req.audio.clip_windows(c).unsqueeze(0).to(**to)
-        emotion = None
+        text = req.text_cond
         if req.emotion_per_frame is not None:
-            emotion = req.emotion_per_frame[c * length : (c + 1) * length].unsqueeze(0).to(**to)
+            text = req.emotion_per_frame[c * length : (c + 1) * length].unsqueeze(0)
         cond = clip_conditioning(
-            net, req.text_cond.to(**to), req.text_uncond.to(**to), req.face_embedding.to(**to), windows,
-            [tuple(m.to(**to) for m in triple) for triple in req.mask_levels], req.face_region.to(**to), emotion,
+            net, text.to(**to), req.text_uncond.to(**to), req.face_embedding.to(**to), windows,
+            [tuple(m.to(**to) for m in triple) for triple in req.mask_levels], req.face_region.to(**to),
         )
         noise = torch.randn(1, net.config.in_channels, length, latent_size, latent_size, generator=generator).to(**to)
         step_fn = None
