@@ -20,7 +20,7 @@ the whole-clip numerics as possible:
 
 Measured (wav2vec2-base shape, fp32, CPU): the whole-clip pass on 60 s and the
 chunked pass on 60 s or 180 s all peak at about +1 GB over the loaded model;
-only the [T, 12, 768] result grows with the length (37 MB per minute).
+only the [T, 12, 768] result grows with the length (55 MB per minute of audio).
 """
 import math
 
