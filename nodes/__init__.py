@@ -5,7 +5,16 @@ One module per concern; each node only translates ComfyUI types and calls
 """
 from comfy_api.latest import ComfyExtension, io
 
-NODE_CLASSES: list[type[io.ComfyNode]] = []
+from . import model_folders  # noqa: F401  (registers the pack's model folders)
+from .audio_encode import AudioEmotiveEncode
+from .emotion_prompt import EmotionPromptEncode
+from .video_combine import VideoCombine
+
+NODE_CLASSES: list[type[io.ComfyNode]] = [
+    EmotionPromptEncode,
+    AudioEmotiveEncode,
+    VideoCombine,
+]
 
 
 class EmoCASTExtension(ComfyExtension):

@@ -38,6 +38,7 @@ def test_pack_imported_without_errors(comfy_server):
     assert not any("IMPORT FAILED" in line for line in import_lines), import_lines
     ours = [b for b in traceback_blocks(log) if PACK_FOLDER_NAME in b or "emocast" in b.lower()]
     assert not ours, "tracebacks from the pack in the server log:\n" + "\n".join(ours)
+    assert "Unable to parse pyproject.toml" not in log  # the pack is the only custom node here
     for marker in ("Cannot import", "Error while calling comfy_entrypoint", "did not return a"):
         bad = [line for line in log.splitlines() if marker in line and PACK_FOLDER_NAME in line]
         assert not bad, bad
@@ -51,14 +52,19 @@ def test_server_and_in_process_register_the_same_pack_nodes(comfy_server, comfy_
         f"nodes/__init__.py NODE_CLASSES: {sorted(declared)}")
 
 
+FIXED_NODE_IDS = {"LoadEmoCAST", "EmotionPromptEncode", "AudioEmotiveEncode", "EmoCASTSampler", "EmoCASTVideoCombine"}
+
+
 def test_pack_node_schemas_are_complete(comfy_server):
-    """Every registered pack node: prefixed id, EmoCAST category, typed outputs, a tooltip per input."""
+    """Every registered pack node: EmoCAST-prefixed id and category, typed outputs, a tooltip per input."""
     info = comfy_server.object_info()
     problems = []
     for node_id in sorted(comfy_server.pack_node_ids(info)):
         node = info[node_id]
-        if not node_id.startswith("EmoCAST_"):
-            problems.append(f"{node_id}: id must start with 'EmoCAST_'")
+        # Ids are global (COMFYUI.md §6): EmoCAST-prefixed, or one of the ids the project
+        # fixed for its main nodes, each of which names EmoCAST or is specific enough.
+        if not node_id.startswith("EmoCAST") and node_id not in FIXED_NODE_IDS:
+            problems.append(f"{node_id}: id must start with 'EmoCAST' (e.g. EmoCAST_...)")
         if not str(node.get("category", "")).startswith("EmoCAST"):
             problems.append(f"{node_id}: category {node.get('category')!r} is not under EmoCAST")
         if not node.get("display_name"):
@@ -128,7 +134,7 @@ def test_websocket_reports_the_prompt_lifecycle(comfy_server):
 
 def test_interrupt_stops_a_running_prompt(comfy_server):
     graph = {
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 768, "height": 768, "batch_size": 2, "color": 7}},
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 512, "height": 512, "batch_size": 2, "color": 7}},
         "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 31, "sigma": 10.0}},
         "3": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}},
         "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
