@@ -1,0 +1,37 @@
+# ComfyUI-EmoCAST developer tasks.  CI runs `make test` (see .ci/run).
+#
+#   make setup   build or reuse the venv + ComfyUI 0.3.75 (scripts/provision.sh);
+#                writes their paths to .cache/env.mk
+#   make test    setup, then the whole pytest suite, real-ComfyUI tests included
+#                (extra pytest arguments: make test PYTEST_ARGS="-k server -x")
+#   make demo    setup, then run workflows/emocast_basic.json in a real ComfyUI
+#                server and print where the output is (DEMO_ARGS="--models DIR")
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ENV_MK := .cache/env.mk
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+
+# Environment of every test/demo process: the two provisioned paths, one
+# thread per process (2 cores, a server beside pytest), offline model hubs,
+# and bytecode caching back on (PYTHONDONTWRITEBYTECODE doubles import time).
+RUN_ENV = set -a && . ./$(ENV_MK) && set +a && unset PYTHONDONTWRITEBYTECODE && \
+	export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 &&
+
+.PHONY: help setup test demo
+
+help:
+	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+
+setup:
+	@mkdir -p .cache
+	@bash scripts/provision.sh > $(ENV_MK).tmp
+	@mv $(ENV_MK).tmp $(ENV_MK)
+	@cat $(ENV_MK)
+
+test: setup
+	@$(RUN_ENV) export EMOCAST_REQUIRE_COMFY=1 && "$$EMOCAST_VENV/bin/python" -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	@$(RUN_ENV) "$$EMOCAST_VENV/bin/python" -m tests.harness.demo $(DEMO_ARGS)
