@@ -43,3 +43,16 @@ def test_run_node_executes_a_v1_core_node_under_inference_mode(comfy_inprocess):
     (image,) = comfy_inprocess.run_node("EmptyImage", width=8, height=4, batch_size=2, color=0xFF0000)
     assert image.shape == (2, 4, 8, 3) and image.is_inference()
     assert torch.equal(image[0, 0, 0], torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_comfyui_reads_the_registry_metadata(comfy_inprocess):
+    from comfy_config import config_parser
+
+    config = config_parser.extract_node_configuration(str(comfy_inprocess.base_dir / "custom_nodes" / "ComfyUI-EmoCAST"))
+    assert config.tool_comfy.publisher_id == "emocast"
+    assert config.tool_comfy.display_name == "ComfyUI-EmoCAST"
+    assert config.project.name == "emocast" and config.project.version
+    assert config.project.urls.repository.startswith("https://github.com/")
+    assert config.project.supported_comfyui_version == ">=0.3.75"
+    assert config.project.supported_os == ["OS Independent"]
+    assert config.project.supported_accelerators == ["GPU :: NVIDIA CUDA"]
