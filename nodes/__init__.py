@@ -8,11 +8,15 @@ from comfy_api.latest import ComfyExtension, io
 from . import model_folders  # noqa: F401  (registers the pack's model folders)
 from .audio_encode import AudioEmotiveEncode
 from .emotion_prompt import EmotionPromptEncode
+from .load_model import LoadEmoCAST
+from .sampler import EmoCASTSampler
 from .video_combine import VideoCombine
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
+    LoadEmoCAST,
     EmotionPromptEncode,
     AudioEmotiveEncode,
+    EmoCASTSampler,
     VideoCombine,
 ]
 

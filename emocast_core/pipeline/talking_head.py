@@ -64,9 +64,13 @@ def generate_talking_head(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     on_step: ProgressFn | None = None,
+    before_clip: Callable[[int], None] | None = None,
     after_clip: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """Frames [num_frames, H, W, 3] as uint8 on the CPU (compact for long audio)."""
+    """Frames [num_frames, H, W, 3] as uint8 on the CPU (compact for long audio).
+
+    `before_clip(c)` / `after_clip(c)` run around each clip (model placement, cache release).
+    """
     _check(req, net)
     device = torch.device(device)
     to = dict(device=device, dtype=dtype)
@@ -80,6 +84,8 @@ def generate_talking_head(
     motion = torch.cat([ref_latent, ref_latent, ref_latent])  # (reference, m1, m2) for clip 0
     frames_out = []
     for c in range(clips):
+        if before_clip is not None:
+            before_clip(c)
         windows = req.audio.clip_windows(c).unsqueeze(0).to(**to)
         text = req.text_cond
         if req.emotion_per_frame is not None:

@@ -1,0 +1,164 @@
+"""LoadEmoCAST and EmoCASTSampler against the real ComfyUI 0.3.75, in-process.
+
+A tiny model in the official net.pth layout goes into models/emocast/; the VAE
+is a random SD1.5-architecture VAE loaded by ComfyUI itself, and its use by the
+sampler is checked against the official diffusers path.
+"""
+import importlib
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from diffusers import AutoencoderKL
+
+from emocast_core.audio.features import AudioFeatures
+from emocast_core.config import EmoCASTConfig
+from emocast_core.deterministic_weights import fill_deterministic
+from emocast_core.models import EmoCASTNet
+from emocast_core.pipeline import DiffusersVAECodec
+from emocast_core.text import EmotionConditioning
+
+pytestmark = pytest.mark.comfyui
+
+CFG = EmoCASTConfig.tiny()
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def comfy(comfy_inprocess):
+    folder = comfy_inprocess.models_dir / "emocast"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(fill_deterministic(EmoCASTNet(CFG)).state_dict(), folder / "tiny_net.pth")
+    return comfy_inprocess
+
+
+@pytest.fixture(scope="module")
+def diffusers_vae():
+    torch.manual_seed(0)
+    # sd-vae-ft-mse's architecture (ComfyUI only builds SD VAEs of this shape), random weights.
+    return AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4, sample_size=256,
+    ).eval()
+
+
+@pytest.fixture(scope="module")
+def comfy_vae(comfy, diffusers_vae):
+    from comfy.sd import VAE
+
+    return VAE(sd=diffusers_vae.state_dict())
+
+
+def pack_module(comfy, name):
+    return importlib.import_module(f"{comfy.pack.__name__}.nodes.{name}")
+
+
+def test_comfy_vae_codec_matches_the_official_diffusers_path(comfy, comfy_vae, diffusers_vae):
+    codec = pack_module(comfy, "vae_codec").ComfyVAECodec(comfy_vae)
+    official = DiffusersVAECodec(diffusers_vae)
+    pixels = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        ours, theirs = codec.encode(pixels), official.encode(pixels)
+        assert ours.shape == (2, 4, 8, 8)
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)  # mean x 0.18215, not a sample
+        assert torch.equal(codec.encode(pixels), ours)  # deterministic: the posterior mean
+        torch.testing.assert_close(codec.decode(theirs), official.decode(theirs), rtol=1e-4, atol=1e-4)
+
+
+def test_load_emocast(comfy):
+    out = comfy.run_node("LoadEmoCAST", checkpoint="tiny_net.pth", dtype="auto")
+    model = out.result[0]
+    # (the pack imports its own copy of emocast_core, so compare configs as dicts)
+    assert model.dtype == torch.float32 and model.net.config.to_dict() == CFG.to_dict()  # CPU: auto -> fp32
+    assert model.load_to_device().type == "cpu"
+    half = comfy.run_node("LoadEmoCAST", checkpoint="tiny_net.pth", dtype="bf16").result[0]
+    assert {p.dtype for p in half.net.parameters()} == {torch.bfloat16}
+
+
+def test_load_emocast_errors(comfy, tmp_path):
+    with pytest.raises(FileNotFoundError, match="models/emocast"):
+        comfy.run_node("LoadEmoCAST", checkpoint="(no files in models/emocast)", dtype="auto")
+    bad = comfy.models_dir / "emocast" / "lora_by_mistake.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"lora_unet.lora_down.weight": torch.zeros(2, 2)}, str(bad))
+    with pytest.raises(ValueError, match="Load EmoCAST: .*LoRA"):
+        comfy.run_node("LoadEmoCAST", checkpoint=bad.name, dtype="auto")
+
+
+def make_inputs(frames=20, constant=True, sample_rate=16000):
+    g = torch.Generator().manual_seed(0)
+    padded = -(-frames // 16) * 16
+    seconds = frames / 25
+    wave = torch.randn(1, 2, int(seconds * sample_rate), generator=g) * 0.1
+    audio = AudioFeatures(torch.randn(padded, CFG.audio_layers, CFG.audio_channels, generator=g), frames, 25.0,
+                          source_audio={"waveform": torch.cat([wave, wave], -1), "sample_rate": sample_rate})
+    cond = torch.randn(1 if constant else 2, 77, CFG.cross_attention_dim, generator=g)
+    emotion = EmotionConditioning(prompts=["a", "b"][: cond.shape[0]], times_s=[0.0, 0.4][: cond.shape[0]],
+                                  cond=cond, uncond=torch.randn(1, 77, CFG.cross_attention_dim, generator=g))
+    region = torch.zeros(1, 3, SIZE, SIZE)
+    region[..., 16:48, 20:44] = 1
+    portrait = SimpleNamespace(
+        image=torch.rand(1, 3, SIZE, SIZE, generator=g) * 2 - 1,
+        face_embedding=torch.randn(1, CFG.face_embed_dim, generator=g),
+        face_region=region,
+        mask_levels=[tuple(torch.rand(1, (8 >> l) ** 2, generator=g) for _ in range(3)) for l in range(4)],
+    )
+    return portrait, audio, emotion
+
+
+def run_sampler(comfy, comfy_vae, portrait, audio, emotion, **overrides):
+    model = comfy.run_node("LoadEmoCAST", checkpoint="tiny_net.pth", dtype="fp32").result[0]
+    inputs = dict(model=model, vae=comfy_vae, portrait=portrait, audio_features=audio, emotion=emotion, seed=42,
+                  steps=2, cfg=3.5, pose_weight=1.0, face_weight=1.0, lip_weight=1.0, paste_back=False, feather=24)
+    inputs.update(overrides)
+    return comfy.run_node("EmoCASTSampler", **inputs).result
+
+
+def test_sampler_outputs_frames_audio_and_fps(comfy, comfy_vae):
+    portrait, audio, emotion = make_inputs(frames=20)
+    images, audio_out, fps = run_sampler(comfy, comfy_vae, portrait, audio, emotion, steps=1)
+    assert images.shape == (20, SIZE, SIZE, 3) and images.dtype == torch.float32
+    assert 0 <= images.min() and images.max() <= 1
+    assert fps == 25.0
+    assert audio_out["sample_rate"] == 16000
+    assert audio_out["waveform"].shape[-1] == math.ceil(20 / 25 * 16000)  # trimmed to the video
+    again = run_sampler(comfy, comfy_vae, portrait, audio, emotion, steps=1)[0]
+    assert torch.equal(images, again)
+    other_seed = run_sampler(comfy, comfy_vae, portrait, audio, emotion, steps=1, seed=43)[0]
+    assert not torch.equal(images, other_seed)
+
+
+def test_sampler_emotion_keyframes_change_the_video(comfy, comfy_vae):
+    portrait, audio, constant = make_inputs(frames=16)
+    _, _, keyed = make_inputs(frames=16, constant=False)
+    a = run_sampler(comfy, comfy_vae, portrait, audio, constant, steps=1)[0]
+    b = run_sampler(comfy, comfy_vae, portrait, audio, keyed, steps=1)[0]
+    assert a.shape == b.shape and not torch.equal(a, b)
+
+
+def test_sampler_progress_and_interrupt(comfy, comfy_vae, monkeypatch):
+    import comfy.model_management as mm
+    import comfy.utils as comfy_utils
+
+    updates = []
+    monkeypatch.setattr(comfy_utils, "PROGRESS_BAR_HOOK", lambda value, total, preview, node_id=None: updates.append((value, total)))
+    portrait, audio, emotion = make_inputs(frames=20)
+    run_sampler(comfy, comfy_vae, portrait, audio, emotion, steps=2)
+    assert updates[-1] == (4, 4) and len(updates) >= 4  # 2 clips x 2 steps
+    assert [v for v, _ in updates] == sorted(v for v, _ in updates)
+
+    mm.interrupt_current_processing(True)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            run_sampler(comfy, comfy_vae, portrait, audio, emotion, steps=2, seed=7)
+    finally:
+        mm.interrupt_current_processing(False)
+
+
+def test_sampler_rejects_mismatched_inputs(comfy, comfy_vae):
+    portrait, audio, emotion = make_inputs(frames=8)
+    wrong = AudioFeatures(torch.zeros(16, 12, 768), 8, 25.0)
+    with pytest.raises(ValueError, match="audio features are 12 layers x 768 channels"):
+        run_sampler(comfy, comfy_vae, portrait, wrong, emotion)
