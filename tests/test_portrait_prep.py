@@ -390,7 +390,7 @@ def test_whole_image_geometry_pastes_back_distorted_frames():
 def test_prepare_portrait_end_to_end(models, caplog):
     img = scene(green=(960, 640, 64))[None]
     with caplog.at_level(logging.INFO):
-        p = prepare_portrait(img, models)
+        p = prepare_portrait(img, models, crop_scale=2.0)
     assert "2 faces" in caplog.text
     assert p.crop.box == (288, 176, 544, 432)  # 2.0 × 128 around the red square
     assert p.landmark_source == "scrfd-keypoints"
@@ -417,14 +417,14 @@ def test_user_masks_override_boxes(models):
     face[0, 100:200, 150:260] = 1  # inside the crop (144, 88, 272, 216)
     lip = torch.zeros(240, 320)  # another size: resized to the image
     lip[85:95, 95:115] = 1
-    p = prepare_portrait(img, models, face_mask=face, lip_mask=lip)
+    p = prepare_portrait(img, models, crop_scale=2.0, face_mask=face, lip_mask=lip)
     assert p.landmark_source == "scrfd-keypoints+user-face+user-lip"
     ox, oy = p.crop.x0, p.crop.y0
     assert p.face_box == (150 - ox, 100 - oy, 260 - ox, 200 - oy)
     assert mask_box(lip, 480, 640, "lip_mask") == (190, 170, 230, 190)
     # no face at all, but a painted face: the crop goes around the painting
     gray = torch.full((480, 640, 3), 0.5)
-    p = prepare_portrait(gray, models, allow_no_face=True, face_mask=face)
+    p = prepare_portrait(gray, models, crop_scale=2.0, allow_no_face=True, face_mask=face)
     assert p.crop.box == (95, 40, 315, 260) and p.landmark_source == "whole-image+user-face"
 
 

@@ -33,7 +33,7 @@ from .user_masks import mask_box
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CROP_SCALE = 2.0
+DEFAULT_CROP_SCALE = 2.5  # head ≈ half the frame plus some shoulders; room for head motion
 MODEL_SIZE = 512
 MIN_MESH_IOU = 0.3  # a mesh overlapping SCRFD's face less than this belongs to another face
 

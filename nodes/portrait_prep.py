@@ -1,0 +1,125 @@
+"""EmoCAST Portrait Prep: a portrait IMAGE -> EMOCAST_PORTRAIT (crop, face ID, masks) + preview + face MASK.
+
+Output EMOCAST_PORTRAIT is an `emocast_core.face.Portrait`.
+Model files: SCRFD + ArcFace from an InsightFace antelopev2-style folder in
+models/insightface/models/; MediaPipe's face_landmarker_v2_with_blendshapes.task from
+models/mediapipe/ (or beside the ONNX files, the official layout) when present.
+"""
+import logging
+import os
+
+import comfy.model_management as mm
+import folder_paths
+from comfy_api.latest import io, ui
+
+from ..emocast_core.face import (DEFAULT_CROP_SCALE, DETECTOR_FILE, FACE_EXPAND_RATIO, LANDMARKER_FILE,
+                                 load_face_models, prepare_portrait, render_preview)
+from . import model_folders  # noqa: F401 - registers the "insightface" and "mediapipe" folders
+
+log = logging.getLogger(__name__)
+
+NODE_NAME = "EmoCAST Portrait Prep"
+PORTRAIT_TYPE = "EMOCAST_PORTRAIT"
+NONE_FOUND = "(none found: put antelopev2 in models/insightface/models/)"
+
+
+def _insightface_candidates():
+    """(name, path) of folders holding the SCRFD file: <root>/models/<name>/ (InsightFace's own layout) and
+    <root>/<name>/ (a root that already points at a models/ folder)."""
+    for root in folder_paths.get_folder_paths("insightface"):
+        for base in (os.path.join(root, "models"), root):
+            if not os.path.isdir(base):
+                continue
+            for name in sorted(os.listdir(base)):
+                if os.path.isfile(os.path.join(base, name, DETECTOR_FILE)):
+                    yield name, os.path.join(base, name)
+
+
+def list_insightface_dirs() -> list[str]:
+    names = sorted({name for name, _ in _insightface_candidates()})
+    return names or [NONE_FOUND]
+
+
+def resolve_insightface_dir(name: str) -> str:
+    for candidate, path in _insightface_candidates():
+        if candidate == name:
+            return path
+    roots = ", ".join(folder_paths.get_folder_paths("insightface"))
+    raise FileNotFoundError(f"No InsightFace folder '{name}' with {DETECTOR_FILE} under models/insightface/models/ "
+                            f"(searched {roots}). Put the antelopev2 pack (scrfd_10g_bnkps.onnx, glintr100.onnx) in "
+                            f"ComfyUI/models/insightface/models/antelopev2/ and refresh.")
+
+
+def find_landmarker(insightface_dir: str) -> str | None:
+    path = folder_paths.get_full_path("mediapipe", LANDMARKER_FILE)
+    if path:
+        return path
+    beside = os.path.join(insightface_dir, LANDMARKER_FILE)
+    return beside if os.path.isfile(beside) else None
+
+
+class EmoCASTPortraitPrep(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EmoCASTPortraitPrep",
+            display_name=NODE_NAME,
+            category="EmoCAST/conditioning",
+            description="Finds the face (SCRFD), computes its identity (ArcFace), crops a square around it and "
+                        "builds EmoCAST's face/lip masks (MediaPipe landmarks) exactly as the official code; the "
+                        "crop geometry lets the sampler paste the video back into the original picture.",
+            inputs=[
+                io.Image.Input("image", tooltip="The reference portrait (first image of the batch). Any size from "
+                               "64 px; gray is used as RGB and transparency is composited over white."),
+                io.Float.Input("face_expand_ratio", default=FACE_EXPAND_RATIO, min=0.5, max=3.0, step=0.05,
+                               tooltip="Face box = the landmark face outline's box times this (official 1.2). "
+                                       "Larger lets more of the head move with the expression branch."),
+                io.Float.Input("crop_scale", default=DEFAULT_CROP_SCALE, min=0.0, max=6.0, step=0.05,
+                               tooltip="Side of the square crop / size of the detected face box. 2.5 makes the head "
+                                       "fill about half the frame with some shoulders (upstream asks for a face "
+                                       "of 50-70% of the image); smaller zooms in. 0 = no crop: the "
+                                       "whole image is resized to 512x512 like the official script (pre-crop it "
+                                       "square yourself)."),
+                io.Boolean.Input("allow_no_face", default=False,
+                                 tooltip="If no face is found: on = use the whole image with a zero identity "
+                                         "embedding (official fallback); off = stop with an error."),
+                io.Combo.Input("insightface_dir", options=list_insightface_dirs(),
+                               tooltip="Folder in models/insightface/models/ with scrfd_10g_bnkps.onnx and "
+                                       "glintr100.onnx (the InsightFace antelopev2 pack). Needs onnxruntime "
+                                       "(or onnxruntime-gpu)."),
+                io.Mask.Input("face_mask", optional=True,
+                              tooltip="Optional: paint the face region on the original image to override the "
+                                      "detected face box (its bounding box is used, without face_expand_ratio)."),
+                io.Mask.Input("lip_mask", optional=True,
+                              tooltip="Optional: paint the mouth region on the original image to override the "
+                                      "detected lip box (its bounding box is used as is)."),
+            ],
+            outputs=[
+                io.Custom(PORTRAIT_TYPE).Output(display_name="portrait",
+                                                tooltip="Crop, identity embedding, FaceLocator box and audio "
+                                                        "masks for the EmoCAST sampler."),
+                io.Image.Output(display_name="preview",
+                                tooltip="The 512x512 crop the model sees: face region tinted green, lips red, "
+                                        "hard boxes outlined."),
+                io.Mask.Output(display_name="face_mask",
+                               tooltip="The hard face box at the original image's resolution."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image, face_expand_ratio, crop_scale, allow_no_face, insightface_dir, face_mask=None,
+                lip_mask=None) -> io.NodeOutput:
+        if image.ndim == 4 and image.shape[0] > 1:
+            log.info("%s: using the first of %d images", NODE_NAME, image.shape[0])
+        try:
+            folder = resolve_insightface_dir(insightface_dir)
+            models = load_face_models(folder, find_landmarker(folder),
+                                      prefer_cuda=mm.get_torch_device().type == "cuda")
+            portrait = prepare_portrait(image, models, face_expand_ratio=face_expand_ratio, crop_scale=crop_scale,
+                                        allow_no_face=allow_no_face, face_mask=face_mask, lip_mask=lip_mask)
+        except (ValueError, FileNotFoundError, ModuleNotFoundError) as e:
+            raise type(e)(f"{NODE_NAME}: {e}") from e
+        preview = render_preview(portrait.image_01, portrait.face_blur, portrait.lip_blur,
+                                 portrait.frame_box(portrait.face_box), portrait.frame_box(portrait.lip_box))[None]
+        return io.NodeOutput(portrait, preview, portrait.face_mask_in_source()[None],
+                             ui=ui.PreviewImage(preview, cls=cls))
