@@ -56,3 +56,14 @@ def test_comfyui_reads_the_registry_metadata(comfy_inprocess):
     assert config.project.supported_comfyui_version == ">=0.3.75"
     assert config.project.supported_os == ["OS Independent"]
     assert config.project.supported_accelerators == ["GPU :: NVIDIA CUDA"]
+
+
+def test_readme_lists_exactly_the_registered_nodes(comfy_inprocess):
+    """README 'Nodes' table = nodes/__init__.py NODE_CLASSES, so the README stays true."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Nodes", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("| `")]
+    listed = {line.split("`")[1] for line in table}
+    assert listed == comfy_inprocess.declared_node_ids(), (
+        "update the README 'Nodes' table: it lists "
+        f"{sorted(listed)}, NODE_CLASSES registers {sorted(comfy_inprocess.declared_node_ids())}")
