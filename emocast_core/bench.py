@@ -2,10 +2,13 @@
 
     python -m emocast_core.bench --config reduced --device cpu --dtype fp32
     python -m emocast_core.bench --config official --device cuda --dtype fp16 --size 512 --steps 40
+    python -m emocast_core.bench --mode pipeline --seconds 10 --config official --device cuda --dtype fp16 --size 512
 
-Times one CFG denoiser step and one whole clip (ReferenceNet pass + `--steps`
-DDIM steps) on random weights, and prints seconds per generated frame with
-peak memory (process RSS; VRAM on CUDA).
+`--mode model` (default) times one CFG denoiser step and one whole clip
+(ReferenceNet pass + `--steps` DDIM steps); `--mode pipeline` generates a
+whole video for `--seconds` of audio (VAE encode/decode and clip chaining
+included, an SD1.5-architecture VAE).  Random weights; prints seconds per
+generated frame with peak memory (process RSS; VRAM on CUDA).
 """
 from __future__ import annotations
 
@@ -89,20 +92,69 @@ def run(config: str, device: str, dtype: str, size: int, frames: int, steps: int
     return result
 
 
+def run_pipeline(config: str, device: str, dtype: str, size: int, seconds: float, steps: int) -> dict:
+    from diffusers import AutoencoderKL
+
+    from .audio.features import AudioFeatures
+    from .pipeline import DiffusersVAECodec, TalkingHeadRequest, generate_talking_head
+
+    cfg = getattr(EmoCASTConfig, config)()
+    device, torch_dtype = torch.device(device), DTYPES[dtype]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    net = EmoCASTNet(cfg).to(device, torch_dtype).eval().requires_grad_(False)
+    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2).to(device, torch_dtype).eval()
+    g = torch.Generator().manual_seed(0)
+    frames = max(1, round(seconds * 25))
+    padded = -(-frames // cfg.clip_length) * cfg.clip_length
+    latent = size // 8
+    audio = AudioFeatures(torch.randn(padded, cfg.audio_layers, cfg.audio_channels, generator=g), frames, 25.0)
+    request = TalkingHeadRequest(
+        reference=torch.rand(1, 3, size, size, generator=g) * 2 - 1,
+        face_embedding=torch.randn(1, cfg.face_embed_dim, generator=g),
+        face_region=torch.ones(1, 3, size, size),
+        mask_levels=[tuple(torch.rand(1, (latent >> i) ** 2, generator=g) for _ in range(3)) for i in range(4)],
+        audio=audio,
+        text_cond=torch.randn(1, cfg.text_tokens, cfg.cross_attention_dim, generator=g),
+        text_uncond=torch.randn(1, cfg.text_tokens, cfg.cross_attention_dim, generator=g),
+        steps=steps,
+    )
+    t0 = time.perf_counter()
+    video = generate_talking_head(net, DiffusersVAECodec(vae), request, device=device, dtype=torch_dtype)
+    _sync(device)
+    elapsed = time.perf_counter() - t0
+    result = {
+        "mode": "pipeline", "config": config,
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "dtype": dtype, "size": size, "seconds_audio": seconds, "frames": int(video.shape[0]), "steps": steps,
+        "total_s": round(elapsed, 2), "s_per_frame": round(elapsed / video.shape[0], 4),
+        "peak_rss_gb": round(peak_rss_gb(), 2),
+    }
+    if device.type == "cuda":
+        result["peak_vram_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+    return result
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m emocast_core.bench", description=__doc__.splitlines()[0])
-    p.add_argument("--config", choices=["reduced", "official"], default="reduced")
+    p.add_argument("--mode", choices=["model", "pipeline"], default="model")
+    p.add_argument("--config", choices=["tiny", "reduced", "official"], default="reduced")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     p.add_argument("--size", type=int, default=64, help="image side in pixels (latent = size / 8)")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--steps", type=int, default=4, help="DDIM steps for the clip timing (official: 40)")
     p.add_argument("--repeats", type=int, default=2, help="timed single-step runs")
+    p.add_argument("--seconds", type=float, default=1.0, help="audio length for --mode pipeline")
     p.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
     args = p.parse_args(argv)
     if args.size % 64:
         p.error("--size must be a multiple of 64 (the UNet downsamples the latent 3 times)")
-    result = run(args.config, args.device, args.dtype, args.size, args.frames, args.steps, args.repeats)
+    if args.mode == "pipeline":
+        result = run_pipeline(args.config, args.device, args.dtype, args.size, args.seconds, args.steps)
+    else:
+        result = run(args.config, args.device, args.dtype, args.size, args.frames, args.steps, args.repeats)
     if args.json:
         print(json.dumps(result))
     else:

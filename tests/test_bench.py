@@ -11,3 +11,11 @@ def test_bench_prints_its_measurements(capsys):
     for key in ("cfg_step_s", "clip_s", "s_per_frame", "peak_rss_gb"):
         assert result[key] > 0
     assert abs(result["params_m"] - 94.8) < 0.1  # the parity README's count for the reduced Net
+
+
+def test_bench_pipeline_mode(capsys):
+    args = ["--mode", "pipeline", "--config", "tiny", "--seconds", "0.2", "--steps", "1", "--json"]
+    assert bench.main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["mode"] == "pipeline" and result["frames"] == 5  # ceil(0.2 s x 25 fps)
+    assert result["s_per_frame"] > 0 and result["peak_rss_gb"] > 0
