@@ -453,7 +453,7 @@ def astronaut():
     return torch.from_numpy(data.astronaut().copy()).float() / 255  # 512×512, public domain (NASA)
 
 
-def test_mediapipe_landmarks_on_a_real_portrait(astronaut, models):
+def test_mediapipe_landmarks_on_a_real_portrait(astronaut, models, tmp_path, caplog):
     pytest.importorskip("mediapipe")
     from emocast_core.face.mediapipe_mesh import face_meshes
     meshes, source = face_meshes(astronaut)
@@ -471,6 +471,13 @@ def test_mediapipe_landmarks_on_a_real_portrait(astronaut, models):
     lx0, ly0, lx1, ly1 = p.lip_box
     assert abs((lx0 + lx1) / 2 - 224) < 6 and abs((ly0 + ly1) / 2 - 147) < 6 and 75 < lx1 - lx0 < 100
     assert fx0 < lx0 < lx1 < fx1 and fy0 < ly0 < ly1 <= fy1
+    # a landmarker task that cannot run (a wrong file here) falls back to the built-in mesh, with a warning
+    junk = tmp_path / "face_landmarker_v2_with_blendshapes.task"
+    junk.write_bytes(b"not a task bundle")
+    with caplog.at_level(logging.WARNING):
+        again = prepare_portrait(astronaut, FaceModels(real.detector, models.embedder, str(junk)), crop_scale=0)
+    assert "could not run" in caplog.text and again.landmark_source == "mediapipe-face-mesh"
+    assert again.face_box == p.face_box
     # the keypoint fallback lands close to the mesh's lips
     fallback = prepare_portrait(astronaut, FaceModels(_FixedDetector([face]), models.embedder, None, False),
                                 crop_scale=0)

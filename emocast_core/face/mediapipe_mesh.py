@@ -2,16 +2,20 @@
 
 - FaceLandmarker with `face_landmarker_v2_with_blendshapes.task` when the file is given:
   the official landmarker (spec §7);
-- otherwise `mp.solutions.face_mesh`, whose small weights ship inside the mediapipe
+- otherwise, or when the task cannot run (a wrong file; mediapipe 0.10.x's C++ side
+  rejects task graphs built with protobuf ≥ 5), `mp.solutions.face_mesh`, whose small weights ship inside the mediapipe
   wheel (works offline; the same 468-point topology, so the same indices);
 - no meshes when mediapipe cannot be imported or finds no face: the caller falls back.
 """
 from __future__ import annotations
 
+import logging
 import warnings
 
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 MAX_FACES = 4  # several candidates, so the caller can pick the one that matches SCRFD's face
 
@@ -58,14 +62,16 @@ def face_meshes(rgb: torch.Tensor, task_path: str | None = None) -> tuple[list[n
     h, w = image.shape[:2]
     if task_path:
         try:
-            meshes, source = _task_meshes(mp, image, task_path), "mediapipe-task"
-        except (RuntimeError, ValueError) as e:
-            raise ValueError(f"MediaPipe could not run the landmarker {task_path}: {e}. Replace the file with "
-                             f"face_landmarker_v2_with_blendshapes.task, or remove it to use the built-in mesh.") from e
-    else:
-        try:
-            solution = mp.solutions.face_mesh
-        except AttributeError:  # newer mediapipe releases dropped the legacy solutions
-            return [], "unavailable: this mediapipe has no legacy face_mesh; add the landmarker .task file"
-        meshes, source = _legacy_meshes(solution, image), "mediapipe-face-mesh"
-    return [np.asarray(m, dtype=np.float64) * [w, h] for m in meshes], source
+            meshes = _task_meshes(mp, image, task_path)
+            return [np.asarray(m, dtype=np.float64) * [w, h] for m in meshes], "mediapipe-task"
+        except Exception as e:  # noqa: BLE001 - wrong file, or mediapipe's C++ side refusing this protobuf
+            why = ("mediapipe 0.10.x runs landmarker tasks only with protobuf<5" if isinstance(e, TypeError) else
+                   "expected MediaPipe's face_landmarker_v2_with_blendshapes.task")
+            log.warning("EmoCAST: MediaPipe could not run %s (%s: %s; %s); using the legacy face mesh instead",
+                        task_path, type(e).__name__, str(e).splitlines()[0][:120], why)
+    try:
+        solution = mp.solutions.face_mesh
+    except AttributeError:  # newer mediapipe releases dropped the legacy solutions
+        return [], "unavailable: this mediapipe has no legacy face_mesh; add the landmarker .task file"
+    meshes = _legacy_meshes(solution, image)
+    return [np.asarray(m, dtype=np.float64) * [w, h] for m in meshes], "mediapipe-face-mesh"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import os
 
+import torch
+
 log = logging.getLogger(__name__)
 
 _SESSIONS: dict = {}
@@ -40,6 +42,7 @@ def session(path: str, prefer_cuda: bool = False):
     if key not in _SESSIONS:
         options = ort.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initialisers are noise to users
+        options.intra_op_num_threads = torch.get_num_threads()  # share torch's budget instead of adding a pool
         _SESSIONS[key] = ort.InferenceSession(path, sess_options=options, providers=list(wanted))
         log.info("EmoCAST: loaded %s with %s", os.path.basename(path), _SESSIONS[key].get_providers()[0])
     return _SESSIONS[key]
