@@ -336,6 +336,10 @@ def test_option_and_user_mask_errors(models):
         prepare_portrait(img, models, face_mask=torch.zeros(1, 480, 640))
     with pytest.raises(ValueError, match=r"lip_mask: expected a MASK"):
         prepare_portrait(img, models, lip_mask=torch.zeros(1, 1, 480, 640))
+    far = torch.zeros(480, 640)
+    far[400:450, 500:600] = 1
+    with pytest.raises(ValueError, match=r"lip_mask lies outside the portrait crop .*crop_scale"):
+        prepare_portrait(img, models, crop_scale=2.0, lip_mask=far)
 
 
 # ---------------------------------------------------------------- crop and paste-back

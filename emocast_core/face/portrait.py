@@ -126,13 +126,14 @@ def _check_options(face_expand_ratio: float, crop_scale: float, size: int) -> No
         raise ValueError(f"size must be a positive multiple of 64, got {size}.")
 
 
-def _shift(box, dx: float, dy: float):
-    return None if box is None else (box[0] - dx, box[1] - dy, box[2] - dx, box[3] - dy)
-
-
-def _clip(box, width: int, height: int) -> Box:
-    x0, y0, x1, y1 = (int(v) for v in box)
-    return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+def _user_box(box, crop: CropGeometry, name: str) -> Box:
+    """A user box in source pixels -> native crop pixels, clipped; an error if it misses the crop."""
+    x0, y0 = max(box[0] - crop.x0, 0), max(box[1] - crop.y0, 0)
+    x1, y1 = min(box[2] - crop.x0, crop.width), min(box[3] - crop.y0, crop.height)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"{name} lies outside the portrait crop {crop.box} around the detected face; paint it on "
+                         f"that face, or raise crop_scale (0 uses the whole image).")
+    return x0, y0, x1, y1
 
 
 def _landmark_extents(crop_rgb: torch.Tensor, face_in_crop: Face | None, models: FaceModels):
@@ -209,9 +210,9 @@ def prepare_portrait(image, models: FaceModels, *, face_expand_ratio: float = FA
         face_box = expand_region(face_ext, crop.width, crop.height, face_expand_ratio)
         lip_box = expand_region(lip_ext, crop.width, crop.height, LIP_EXPAND_RATIO)
     if user_face is not None:
-        face_box, source = _clip(_shift(user_face, crop.x0, crop.y0), crop.width, crop.height), source + "+user-face"
+        face_box, source = _user_box(user_face, crop, "face_mask"), source + "+user-face"
     if user_lip is not None:
-        lip_box, source = _clip(_shift(user_lip, crop.x0, crop.y0), crop.width, crop.height), source + "+user-lip"
+        lip_box, source = _user_box(user_lip, crop, "lip_mask"), source + "+user-lip"
     log.info("EmoCAST: portrait crop %s of %dx%d, boxes from %s", crop.box, width, height, source)
 
     masks = portrait_masks(face_box, lip_box, crop.height, crop.width, size)
