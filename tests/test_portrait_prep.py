@@ -21,13 +21,12 @@ from emocast_core.face.masks import blurred_box, gaussian_blur
 from emocast_core.face.scrfd import Face, anchor_centres, decode, letterbox
 from tests.face_models import FACE_KPS, make_antelope
 
-ort = pytest.importorskip("onnxruntime")
-
 
 # ---------------------------------------------------------------- helpers / fixtures
 
 @pytest.fixture(scope="module")
 def antelope(tmp_path_factory):
+    pytest.importorskip("onnxruntime")  # optional dependency; the pure parts are tested without it
     folder = tmp_path_factory.mktemp("insightface") / "models" / "antelopev2"
     arc = make_antelope(folder)
     yield folder, arc
