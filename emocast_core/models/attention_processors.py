@@ -66,7 +66,7 @@ class ReferenceReadProcessor(AttnProcessor2_0):
         self.ref_rows = self.ref_tokens = self.plain_rows = None
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None):
-        if self.ref_rows is None:
+        if self.ref_rows is None or self.ref_rows.numel() == 0:
             return super().__call__(attn, hidden_states, None, attention_mask, temb)
         if self.plain_rows.numel() == 0:
             own = hidden_states
