@@ -21,7 +21,7 @@ log() { echo "[provision] $*" >&2; }
 
 venv_ok() {
   [ -f "$venv/.stamp" ] && [ "$(cat "$venv/.stamp")" = "$stamp" ] &&
-    "$venv/bin/python" -c "import torch, torchvision, torchaudio, diffusers, transformers, aiohttp, av, pytest" >/dev/null 2>&1
+    "$venv/bin/python" -c "import torch, torchvision, torchaudio, diffusers, transformers, aiohttp, av, pytest, onnxruntime, mediapipe" >/dev/null 2>&1
 }
 
 core_ok() {
@@ -59,6 +59,9 @@ if ! venv_ok; then
   # requests is used by ComfyUI 0.3.75 but missing from its requirements list.
   "${pip[@]}" -r "$core/requirements.txt" requests \
     -r "$here/requirements.txt" -r "$here/requirements-test.txt"
+  # mediapipe's declared dependencies pull a second OpenCV and JAX; its face mesh
+  # needs only what requirements-test.txt lists (ENVIRONMENT.md: install --no-deps).
+  "${pip[@]}" --no-deps mediapipe==0.10.21
   echo "$stamp" > "$venv/.stamp"
   venv_ok || { log "environment failed its smoke import"; exit 1; }
 fi
