@@ -9,11 +9,13 @@ from . import model_folders  # noqa: F401  (registers the pack's model folders)
 from .audio_encode import AudioEmotiveEncode
 from .emotion_prompt import EmotionPromptEncode
 from .load_model import LoadEmoCAST
+from .portrait_prep import EmoCASTPortraitPrep
 from .sampler import EmoCASTSampler
 from .video_combine import VideoCombine
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
     LoadEmoCAST,
+    EmoCASTPortraitPrep,
     EmotionPromptEncode,
     AudioEmotiveEncode,
     EmoCASTSampler,

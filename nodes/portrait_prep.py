@@ -12,7 +12,7 @@ import comfy.model_management as mm
 import folder_paths
 from comfy_api.latest import io, ui
 
-from ..emocast_core.face import (DEFAULT_CROP_SCALE, DETECTOR_FILE, FACE_EXPAND_RATIO, LANDMARKER_FILE,
+from ..emocast_core.face import (DEFAULT_CROP_SCALE, DETECTOR_FILE, FACE_EXPAND_RATIO, LANDMARKER_FILE, MODEL_SIZE,
                                  load_face_models, prepare_portrait, render_preview)
 from . import model_folders  # noqa: F401 - registers the "insightface" and "mediapipe" folders
 
@@ -78,7 +78,7 @@ class EmoCASTPortraitPrep(io.ComfyNode):
                                tooltip="Side of the square crop / size of the detected face box. 2.5 makes the head "
                                        "fill about half the frame with some shoulders (upstream asks for a face "
                                        "of 50-70% of the image); smaller zooms in. 0 = no crop: the "
-                                       "whole image is resized to 512x512 like the official script (pre-crop it "
+                                       "whole image is resized to the resolution like the official script (pre-crop it "
                                        "square yourself)."),
                 io.Boolean.Input("allow_no_face", default=False,
                                  tooltip="If no face is found: on = use the whole image with a zero identity "
@@ -87,6 +87,10 @@ class EmoCASTPortraitPrep(io.ComfyNode):
                                tooltip="Folder in models/insightface/models/ with scrfd_10g_bnkps.onnx and "
                                        "glintr100.onnx (the InsightFace antelopev2 pack). Needs onnxruntime "
                                        "(or onnxruntime-gpu)."),
+                io.Int.Input("resolution", default=MODEL_SIZE, min=64, max=1024, step=64,
+                             tooltip="Side of the square frames the model generates. 512 is what EmoCAST was "
+                                     "trained at (use it with the official weights); smaller is much faster "
+                                     "and only for quick previews or small demo models."),
                 io.Mask.Input("face_mask", optional=True,
                               tooltip="Optional: paint the face region on the original image to override the "
                                       "detected face box (its bounding box is used, without face_expand_ratio)."),
@@ -99,7 +103,7 @@ class EmoCASTPortraitPrep(io.ComfyNode):
                                                 tooltip="Crop, identity embedding, FaceLocator box and audio "
                                                         "masks for the EmoCAST sampler."),
                 io.Image.Output(display_name="preview",
-                                tooltip="The 512x512 crop the model sees: face region tinted green, lips red, "
+                                tooltip="The square crop the model sees: face region tinted green, lips red, "
                                         "hard boxes outlined."),
                 io.Mask.Output(display_name="face_mask",
                                tooltip="The hard face box at the original image's resolution."),
@@ -107,8 +111,8 @@ class EmoCASTPortraitPrep(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image, face_expand_ratio, crop_scale, allow_no_face, insightface_dir, face_mask=None,
-                lip_mask=None) -> io.NodeOutput:
+    def execute(cls, image, face_expand_ratio, crop_scale, allow_no_face, insightface_dir, resolution=MODEL_SIZE,
+                face_mask=None, lip_mask=None) -> io.NodeOutput:
         if image.ndim == 4 and image.shape[0] > 1:
             log.info("%s: using the first of %d images", NODE_NAME, image.shape[0])
         try:
@@ -116,7 +120,8 @@ class EmoCASTPortraitPrep(io.ComfyNode):
             models = load_face_models(folder, find_landmarker(folder),
                                       prefer_cuda=mm.get_torch_device().type == "cuda")
             portrait = prepare_portrait(image, models, face_expand_ratio=face_expand_ratio, crop_scale=crop_scale,
-                                        allow_no_face=allow_no_face, face_mask=face_mask, lip_mask=lip_mask)
+                                        allow_no_face=allow_no_face, face_mask=face_mask, lip_mask=lip_mask,
+                                        size=resolution)
         except (ValueError, FileNotFoundError, ModuleNotFoundError) as e:
             raise type(e)(f"{NODE_NAME}: {e}") from e
         preview = render_preview(portrait.image_01, portrait.face_blur, portrait.lip_blur,
