@@ -7,6 +7,10 @@ exports) with `.cache/demo/` as its base directory and the pack symlinked in,
 copies `workflows/input/*` into its input folder, converts the UI workflow
 with the live /object_info, runs it and prints where the outputs are.  Exit
 status: 0 ran, 1 failed, 2 nothing to run (no workflow yet, no ComfyUI).
+
+Without `--models`, the real weights being unavailable offline, it runs on
+placeholder weights in the official layouts (tests/harness/placeholder_models.py)
+at a CPU-sized resolution and step count, and says that the picture is noise.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import placeholder_models
 from .comfy_env import REPO, find_env
 from .comfy_server import ComfyError, ComfyServer, ExecutionFailed, PromptRejected
 from .workflow import WorkflowError, load_workflow
@@ -35,6 +40,14 @@ def _link_models(base: Path, models: Path) -> None:
     target.symlink_to(models.resolve(), target_is_directory=True)
 
 
+def _cpu_sized(graph: dict, steps: int, resolution: int) -> None:
+    for node in graph.values():
+        if node["class_type"] == "EmoCASTSampler":
+            node["inputs"]["steps"] = steps
+        elif node["class_type"] == "EmoCASTPortraitPrep":
+            node["inputs"]["resolution"] = resolution
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.harness.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("workflow", nargs="?", default=str(DEFAULT_WORKFLOW), help="UI-format workflow json")
@@ -42,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", help="an existing ComfyUI models/ folder to use (symlinked)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the run")
     parser.add_argument("--keep-running", action="store_true", help="leave the server up until Ctrl-C")
+    parser.add_argument("--steps", type=int, default=4, help="sampler steps with placeholder weights")
+    parser.add_argument("--resolution", type=int, default=128, help="frame size with placeholder weights")
     args = parser.parse_args(argv)
 
     workflow_path = Path(args.workflow)
@@ -57,7 +72,13 @@ def main(argv: list[str] | None = None) -> int:
 
     base = Path(args.base_dir)
     base.mkdir(parents=True, exist_ok=True)
-    if args.models:
+    placeholders = not args.models
+    if placeholders:
+        print("demo: no --models given: building placeholder weights (untrained, in the official file layouts); "
+              "THE VIDEO WILL BE NOISE, NOT A FACE. Use --models with the real files for a real result.")
+        models = placeholder_models.build(placeholder_models.default_cache(), env.core)
+        _link_models(base, models)
+    else:
         _link_models(base, Path(args.models))
     inputs = REPO / "workflows" / "input"
     if inputs.is_dir():
@@ -73,8 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         with server:
             print(f"demo: server at {server.url}; running {workflow_path.name}")
             workflow = load_workflow(workflow_path)
+            graph = server.ui_to_api(workflow)
+            if placeholders:
+                _cpu_sized(graph, args.steps, args.resolution)
+                print(f"demo: placeholder run at {args.resolution}x{args.resolution}, {args.steps} steps per clip")
             started = time.monotonic()
-            entry = server.run_workflow(workflow, timeout=args.timeout)
+            entry = server.run(graph, timeout=args.timeout, workflow=workflow)
             print(f"demo: finished in {time.monotonic() - started:.1f} s")
             items = server.output_items(entry)
             if not items:

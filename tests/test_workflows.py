@@ -1,0 +1,116 @@
+"""The shipped example workflows, converted with the live /object_info and run through a real server.
+
+Models are placeholders in the official layouts (tests/harness/placeholder_models.py);
+each run checks the mp4 a user would get: decodable, ceil(seconds x 25) frames,
+audio as long as the video within one frame.  Sizes and steps are cut for CPU.
+"""
+import io
+import json
+import math
+import wave
+from pathlib import Path
+
+import pytest
+
+from emocast_core.video import read_mp4
+from tests.harness import placeholder_models
+
+pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOWS = REPO / "workflows"
+SHORT_SPEECH = "emocast_speech_short.wav"  # 0.6 s: one clip, for the graphs that sample many times
+
+
+@pytest.fixture(scope="module")
+def server(comfy_server, comfy_env):
+    models = placeholder_models.build(placeholder_models.default_cache(), comfy_env.core)
+    for folder in ("emocast", "vae", "wav2vec2", "text_encoders", "insightface"):
+        for item in (models / folder).iterdir():
+            comfy_server.put_model(folder, item.name, item)
+    for item in (WORKFLOWS / "input").iterdir():
+        comfy_server.put_input(item.name, item)
+    comfy_server.put_input(SHORT_SPEECH, _trimmed_wav(WORKFLOWS / "input" / "emocast_speech.wav", 0.6))
+    return comfy_server
+
+
+def _trimmed_wav(path: Path, seconds: float) -> bytes:
+    with wave.open(str(path)) as src:
+        params, frames = src.getparams(), src.readframes(int(seconds * src.getframerate()))
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as dst:
+        dst.setparams(params)
+        dst.writeframes(frames)
+    return buffer.getvalue()
+
+
+def _wav_seconds(data_or_path) -> float:
+    source = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else str(data_or_path)
+    with wave.open(source) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def cpu_sized(graph: dict, steps: int = 1, resolution: int = 64, audio: str | None = None) -> dict:
+    """The converted graph with CPU-friendly settings (what a user would never change)."""
+    for node in graph.values():
+        kind, inputs = node["class_type"], node["inputs"]
+        if kind == "EmoCASTSampler":
+            inputs["steps"] = steps
+        elif kind == "EmoCASTPortraitPrep":
+            inputs["resolution"] = resolution
+        elif kind == "LoadAudio" and audio:
+            inputs["audio"] = audio
+    return graph
+
+
+def run(server, name: str, **sizes):
+    workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    graph = cpu_sized(server.ui_to_api(workflow), **sizes)
+    with server.listen() as events:
+        entry = server.run(graph, timeout=900, workflow=workflow)
+    mp4s = [i for i in server.output_items(entry) if i["filename"].endswith(".mp4")]
+    assert len(mp4s) == 1, server.output_items(entry)
+    return entry, server.output_path(mp4s[0]), events.events(entry["prompt_id"], types=["progress"])
+
+
+def check_video(path: Path, seconds: float, size: int):
+    video = read_mp4(path)
+    assert video.frame_count == math.ceil(seconds * 25)
+    assert (video.width, video.height) == (size, size)
+    assert video.audio is not None
+    assert abs(video.audio_duration - video.video_duration) <= 1 / 25
+    assert "prompt" in video.metadata and "workflow" in video.metadata  # the graph travels with the video
+    return video
+
+
+def test_every_workflow_is_listed_as_a_template(server):
+    templates = server.workflow_templates().get("ComfyUI-EmoCAST", [])
+    assert sorted(templates) == sorted(p.stem for p in WORKFLOWS.glob("*.json"))
+
+
+def test_basic_workflow(server):
+    entry, mp4, progress = run(server, "emocast_basic", steps=2)
+    check_video(mp4, _wav_seconds(WORKFLOWS / "input" / "emocast_speech.wav"), 64)
+    sampler_id = next(k for k, v in entry["prompt"][2].items() if v["class_type"] == "EmoCASTSampler")
+    sampler_progress = [e["data"] for e in progress if e["data"]["node"] == sampler_id]
+    assert sampler_progress[-1]["value"] == sampler_progress[-1]["max"] == 4 * 2  # 4 clips x 2 steps
+
+
+def test_long_audio_workflow_pastes_back_into_the_original(server):
+    _, mp4, _ = run(server, "emocast_long_audio")
+    check_video(mp4, _wav_seconds(WORKFLOWS / "input" / "emocast_speech.wav"), 512)  # the portrait's own size
+
+
+def test_emotion_keyframes_workflow(server):
+    _, mp4, _ = run(server, "emocast_emotion_keyframes")
+    check_video(mp4, _wav_seconds(WORKFLOWS / "input" / "emocast_speech.wav"), 64)
+
+
+def test_eight_emotions_workflow(server):
+    _, mp4, _ = run(server, "emocast_eight_emotions", audio=SHORT_SPEECH)
+    video = read_mp4(mp4)
+    assert (video.width, video.height) == (4 * 64, 2 * 64)  # a 4 x 2 grid
+    assert video.frame_count == math.ceil(0.6 * 25)
+    tiles = video.frames.reshape(video.frame_count, 2, 64, 4, 64, 3)
+    means = tiles.mean(axis=(0, 2, 4, 5)).ravel()
+    assert len(set(round(float(m), 4) for m in means)) == 8  # eight different emotions, eight different tiles
