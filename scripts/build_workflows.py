@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.harness.comfy_env import find_env  # noqa: E402
 from tests.harness.comfy_server import ComfyServer  # noqa: E402
-from tests.harness.workflow import widget_layout  # noqa: E402
+from tests.harness.workflow import _default, widget_layout  # noqa: E402
 
 PORTRAIT = "emocast_portrait.png"
 SPEECH = "emocast_speech.wav"
@@ -163,18 +163,6 @@ def build(spec: dict, info: dict) -> dict:
         nodes.append(node)
     return {"last_node_id": len(nodes), "last_link_id": len(links), "nodes": nodes, "links": links,
             "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4}
-
-
-def _default(node_info: dict, name: str):
-    for section in ("required", "optional"):
-        spec = node_info["input"].get(section, {}).get(name)
-        if spec:
-            opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-            if "default" in opts:
-                return opts["default"]
-            options = spec[0] if isinstance(spec[0], list) else opts.get("options", [])
-            return options[0] if options else None
-    return None
 
 
 def main() -> int:

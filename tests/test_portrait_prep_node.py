@@ -45,7 +45,7 @@ def test_schema(module):
     assert (schema.node_id, schema.display_name, schema.category) == (NODE_ID, "EmoCAST Portrait Prep",
                                                                       "EmoCAST/conditioning")
     assert [i.id for i in schema.inputs] == ["image", "face_expand_ratio", "crop_scale", "allow_no_face",
-                                             "insightface_dir", "face_mask", "lip_mask"]
+                                             "insightface_dir", "resolution", "face_mask", "lip_mask"]
     assert all(i.tooltip for i in schema.inputs)
     assert FOLDER in next(i for i in schema.inputs if i.id == "insightface_dir").options
     assert [o.display_name for o in schema.outputs] == ["portrait", "preview", "face_mask"]
@@ -71,3 +71,10 @@ def test_user_errors_are_clear(node, module):
         run(node, insightface_dir=module.NONE_FOUND)
     with pytest.raises(ValueError, match="too small"):
         run(node, image=torch.rand(1, 40, 40, 3))
+
+
+def test_resolution_sets_the_model_frame_size(node):
+    portrait = run(node, resolution=128).result[0]
+    assert tuple(portrait.image.shape) == (1, 3, 128, 128)
+    assert tuple(portrait.face_region.shape) == (1, 3, 128, 128)
+    assert [m[0].shape[-1] for m in portrait.mask_levels] == [16 * 16, 8 * 8, 4 * 4, 2 * 2]
