@@ -1,0 +1,131 @@
+"""Training checkpoints: one safetensors file per step, written atomically.
+
+`checkpoint_<step:08d>.safetensors` holds tensors under prefixes
+`lora/` (the stage's adapter, our LoRA keys), `prior/` (earlier stages' LoRA),
+`optim/<lora key>/<state>` (optimizer state), `rng/...` (generator states),
+and a JSON document in the metadata key `emocast.checkpoint` (step, configs,
+optimizer hyper-parameters, LR scheduler, python/numpy RNG, loss history).
+With several processes, ranks >= 1 first write their own RNG streams to
+`checkpoint_<step>.rank<k>.safetensors`; rank 0 writes the main file last, so a
+main file on disk means a complete checkpoint.  Files are written to a
+temporary name and moved into place with os.replace: an interrupted save never
+leaves a half-written checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+CHECKPOINT_FORMAT = "emocast-train-checkpoint"
+CHECKPOINT_VERSION = 1
+META_KEY = "emocast.checkpoint"
+_MAIN = re.compile(r"checkpoint_(\d{8})\.safetensors")
+
+
+# --------------------------------------------------------------------------- RNG
+def capture_global_rng(device: torch.device) -> dict:
+    """torch CPU, python and numpy RNG states, plus `device`'s CUDA RNG (only that GPU's: no other contexts)."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = [torch.cuda.get_rng_state(device)]
+    return state
+
+
+def restore_global_rng(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if device.type == "cuda" and state.get("cuda"):
+        torch.cuda.set_rng_state(state["cuda"][0], device)
+
+
+def rng_to_file(state: dict, generators: dict[str, torch.Generator]) -> tuple[dict, dict]:
+    """(tensors, json) for the global RNG `state` and named generators."""
+    tensors = {"rng/torch": state["torch"]}
+    for i, s in enumerate(state.get("cuda", [])):
+        tensors[f"rng/cuda/{i}"] = s
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    tensors["rng/numpy"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
+    for k, g in generators.items():
+        tensors[f"rng/gen/{k}"] = g.get_state()
+    version, internal, py_gauss = state["python"]
+    doc = {"python": [version, list(internal), py_gauss], "numpy": [name, int(pos), int(has_gauss), float(gauss)],
+           "cuda_devices": len(state.get("cuda", []))}
+    return tensors, doc
+
+
+def rng_from_file(tensors: dict, doc: dict, generators: dict[str, torch.Generator]) -> dict:
+    version, internal, py_gauss = doc["python"]
+    name, pos, has_gauss, gauss = doc["numpy"]
+    state = {
+        "torch": tensors["rng/torch"],
+        "python": (version, tuple(internal), py_gauss),
+        "numpy": (name, tensors["rng/numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss),
+    }
+    if doc.get("cuda_devices"):
+        state["cuda"] = [tensors[f"rng/cuda/{i}"] for i in range(doc["cuda_devices"])]
+    for k, g in generators.items():
+        g.set_state(tensors[f"rng/gen/{k}"])
+    return state
+
+
+# --------------------------------------------------------------------------- files
+def checkpoint_path(directory: str | os.PathLike, step: int, rank: int = 0) -> Path:
+    name = f"checkpoint_{step:08d}" + (f".rank{rank}" if rank else "") + ".safetensors"
+    return Path(directory) / name
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], doc: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
+                  metadata={META_KEY: json.dumps(doc)})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training checkpoint not found: {path}")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if META_KEY not in meta:
+        raise ValueError(f"{path.name} is not an EmoCAST training checkpoint (no {META_KEY} metadata)")
+    return tensors, json.loads(meta[META_KEY])
+
+
+def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """Complete main checkpoint files, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _MAIN.fullmatch(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
+    found = list_checkpoints(directory)
+    return found[-1] if found else None
+
+
+def prune(directory: str | os.PathLike, keep: int) -> None:
+    """Delete all but the newest `keep` checkpoints (with their rank files)."""
+    if keep <= 0:
+        return
+    for path in list_checkpoints(directory)[:-keep]:
+        stem = path.name[: -len(".safetensors")]
+        for p in Path(directory).glob(f"{stem}.rank*.safetensors"):
+            p.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)

@@ -1,0 +1,498 @@
+"""The LoRA trainer: one stage of progressive training, run N steps at a time.
+
+    trainer = EmoCASTTrainer(net, cache_dir, TrainConfig(stage="appearance"))
+    losses = trainer.run(100, on_step=callback)      # callback may raise to interrupt
+    trainer.save_checkpoint(out / "checkpoints")      # resumable, atomic
+    trainer.save_lora(out / "lora.safetensors")       # this + earlier stages' LoRA
+    trainer.close()                                   # the net is plain again
+
+Everything is created and run under `torch.inference_mode(False)` (ComfyUI
+executes nodes in inference mode), and parameters the caller made in inference
+mode are replaced by normal clones first.  All randomness comes from the
+trainer's own streams (data sampler, noise/dropout draws, and a private copy
+of the global torch/CUDA/python/numpy RNGs swapped in only while it runs), so
+a run depends on the seed alone and resumes bit-exactly from a checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import state as ckpt
+from .dataset import ClipCache
+from .grad_checkpoint import enable_block_checkpointing
+from .lora import (ADAPTER, apply_lora, group_lora, inject_lora, load_peft_factors, peft_factors, peft_layers,
+                   remove_peft, save_lora, to_state)
+from .objective import EmoCASTObjective, ObjectiveConfig, draw
+from .sampling import EmotionAwareSampler, SamplingConfig, derive_seed, sampling_weights
+from .stages import DEFINITIONS_VERSION, get_stage, stage_target_modules
+
+MIXED_PRECISION = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    stage: str = "appearance"
+    batch_size: int = 1
+    grad_accum: int = 1
+    lr: float | None = None  # None: the stage's default
+    warmup_steps: int = 1  # constant LR after a linear warmup (step s uses min(1, (s+1)/warmup))
+    weight_decay: float = 1e-2
+    adam_betas: tuple = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    optimizer: str = "adamw"  # or "adamw8bit" (bitsandbytes)
+    rank: int | None = None
+    alpha: float | None = None
+    lora_dropout: float | None = None
+    frames: int | None = None
+    motion_frames: int = 2
+    sample_margin: int = 30
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    sampling: SamplingConfig | None = None
+    mixed_precision: str = "no"  # "bf16" / "fp16": CUDA autocast; on the CPU always fp32
+    gradient_checkpointing: bool = False
+    seed: int = 0
+
+    def resolved(self) -> "TrainConfig":
+        spec = get_stage(self.stage)
+        cfg = replace(
+            self, lr=spec.lr if self.lr is None else self.lr, rank=self.rank or spec.rank,
+            alpha=spec.alpha if self.alpha is None else self.alpha, frames=self.frames or spec.frames,
+            lora_dropout=spec.lora_dropout if self.lora_dropout is None else self.lora_dropout,
+            sampling=self.sampling or spec.sampling, adam_betas=tuple(self.adam_betas),
+        )
+        if cfg.batch_size < 1 or cfg.grad_accum < 1 or cfg.warmup_steps < 0 or cfg.max_grad_norm <= 0:
+            raise ValueError("batch_size and grad_accum must be >= 1, warmup_steps >= 0, max_grad_norm > 0")
+        if cfg.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision must be one of {list(MIXED_PRECISION)}, got {cfg.mixed_precision!r}")
+        if cfg.optimizer not in ("adamw", "adamw8bit"):
+            raise ValueError(f"optimizer must be 'adamw' or 'adamw8bit', got {cfg.optimizer!r}")
+        return cfg
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown training settings {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
+        if isinstance(d.get("objective"), dict):
+            d["objective"] = ObjectiveConfig.from_dict(d["objective"])
+        if isinstance(d.get("sampling"), dict):
+            d["sampling"] = SamplingConfig(**d["sampling"])
+        if "adam_betas" in d:
+            d["adam_betas"] = tuple(d["adam_betas"])
+        return cls(**d)
+
+
+@dataclass
+class StepInfo:
+    step: int  # optimizer steps done in this stage
+    run_step: int  # steps done in this `run` call
+    run_steps: int  # steps asked of this `run` call
+    loss: float
+    lr: float
+
+
+def ensure_normal_tensors(module: nn.Module) -> None:
+    """Replace parameters/buffers made under inference mode by normal clones (autograd refuses them)."""
+    with torch.inference_mode(False):
+        for m in module.modules():
+            for name, p in list(m._parameters.items()):
+                if p is not None and p.is_inference():
+                    m._parameters[name] = nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad)
+            for name, b in list(m._buffers.items()):
+                if b is not None and b.is_inference():
+                    m._buffers[name] = b.clone()
+
+
+def _normal(t: torch.Tensor, device) -> torch.Tensor:
+    t = t.to(device, non_blocking=True)
+    return t.clone() if t.is_inference() else t
+
+
+def _no_dropout(cfg: TrainConfig) -> TrainConfig:
+    dropout = replace(cfg.objective.dropout, image=0.0, audio=0.0, text=0.0, motion=0.0)
+    return replace(cfg, objective=replace(cfg.objective, dropout=dropout))
+
+
+class EmoCASTTrainer:
+    def __init__(self, net: nn.Module, data: ClipCache | str | os.PathLike, config: TrainConfig | None = None,
+                 prior_lora: dict[str, torch.Tensor] | None = None, prior_stages: list[dict] | None = None,
+                 device: str | torch.device | None = None, accelerator=None):
+        self.net, self.closed = net, False
+        self._prior_handle = self._undo_ckpt = None
+        try:
+            with torch.inference_mode(False):
+                self._setup(net, data, (config or TrainConfig()).resolved(), prior_lora, prior_stages, device,
+                            accelerator)
+        except BaseException:
+            self._release()  # never hand a half-patched net back to the caller
+            raise
+
+    # ------------------------------------------------------------------ set-up
+    def _setup(self, net, data, cfg: TrainConfig, prior_lora, prior_stages, device, accelerator):
+        self.config, self.accelerator = cfg, accelerator
+        self.rank = accelerator.process_index if accelerator else 0
+        self.world = accelerator.num_processes if accelerator else 1
+        self.device = torch.device(accelerator.device if accelerator else device or next(net.parameters()).device)
+        if cfg.frames + cfg.motion_frames > net.config.motion_max_len:
+            raise ValueError(f"frames + motion frames ({cfg.frames + cfg.motion_frames}) exceed the motion modules' "
+                             f"{net.config.motion_max_len} positions")
+        self.data = data if isinstance(data, ClipCache) else ClipCache(data, cfg.frames, cfg.motion_frames,
+                                                                       cfg.sample_margin, net.config.audio_window)
+        if (self.data.frames, self.data.motion_frames) != (cfg.frames, cfg.motion_frames):
+            raise ValueError(f"the dataset reads {self.data.frames}+{self.data.motion_frames} frames, the stage "
+                             f"needs {cfg.frames}+{cfg.motion_frames}: build the ClipCache with the stage's frames")
+        self.amp = MIXED_PRECISION[cfg.mixed_precision] if self.device.type == "cuda" else None
+
+        self._was_training = net.training
+        ensure_normal_tensors(net)
+        net.requires_grad_(False).to(self.device)
+        self.targets = stage_target_modules(net, cfg.stage)
+        self.prior = group_lora(prior_lora) if prior_lora else {}
+        self.prior_stages = list(prior_stages or [])
+        overlap = sorted(set(self.prior) & set(self.targets))
+        if overlap:
+            raise ValueError(f"the earlier LoRA already adapts this stage's modules (first: {overlap[0]}): "
+                             f"stage {cfg.stage!r} was trained already?")
+        self._prior_handle = apply_lora(net, to_state(self.prior), 1.0, mode="hook") if self.prior else None
+        with torch.random.fork_rng(devices=[]):  # same init on every rank, global RNG untouched
+            torch.manual_seed(derive_seed(cfg.seed, 2))
+            inject_lora(net, self.targets, cfg.rank, cfg.alpha, cfg.lora_dropout)
+        self._undo_ckpt = enable_block_checkpointing(net) if cfg.gradient_checkpointing else None
+
+        self.objective = EmoCASTObjective(net, cfg.objective)
+        self.module = accelerator.prepare_model(self.objective, device_placement=False) if accelerator else self.objective
+        layers = peft_layers(net)
+        self.param_keys, params = [], []
+        for path in sorted(layers):
+            for suffix, part in ((".lora_down.weight", layers[path].lora_A), (".lora_up.weight", layers[path].lora_B)):
+                self.param_keys.append(path + suffix)
+                params.append(part[ADAPTER].weight)
+        self.params = params
+        self.optimizer = self._optimizer(params)
+        warm = cfg.warmup_steps
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min(1.0, (s + 1) / warm) if warm > 0 else 1.0)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp is torch.float16 else None
+
+        weights = sampling_weights(self.data.classes, self.data.energies, cfg.sampling)
+        self.sampler = EmotionAwareSampler(weights, cfg.seed, self.rank)
+        self.noise_generator = torch.Generator().manual_seed(derive_seed(cfg.seed, 3, self.rank))
+        self._rng = self._seeded_global_rng(derive_seed(cfg.seed, 4, self.rank))
+        self._rng_active = False
+        self.step = 0
+        self.loss_history: list[float] = []
+        self.closed = False
+
+    def _optimizer(self, params):
+        cfg = self.config
+        kw = dict(lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        if cfg.optimizer == "adamw8bit":
+            try:
+                import bitsandbytes as bnb
+            except ImportError:
+                raise ValueError("optimizer 'adamw8bit' needs bitsandbytes (pip install bitsandbytes, CUDA only); "
+                                 "or choose 'adamw'") from None
+            return bnb.optim.AdamW8bit(params, **kw)
+        return torch.optim.AdamW(params, **kw)
+
+    def _seeded_global_rng(self, seed: int) -> dict:
+        outer = ckpt.capture_global_rng(self.device)
+        torch.default_generator.manual_seed(seed)
+        if self.device.type == "cuda":
+            with torch.cuda.device(self.device):
+                torch.cuda.manual_seed(seed)  # this GPU only
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        state = ckpt.capture_global_rng(self.device)
+        ckpt.restore_global_rng(outer, self.device)
+        return state
+
+    @contextlib.contextmanager
+    def _own_rng(self):
+        """Swap the trainer's global-RNG streams in (LoRA dropout uses them) and back out."""
+        outer = ckpt.capture_global_rng(self.device)
+        ckpt.restore_global_rng(self._rng, self.device)
+        self._rng_active = True
+        try:
+            yield
+        finally:
+            self._rng = ckpt.capture_global_rng(self.device)
+            self._rng_active = False
+            ckpt.restore_global_rng(outer, self.device)
+
+    # ------------------------------------------------------------------ training
+    @property
+    def generators(self) -> dict[str, torch.Generator]:
+        return {"sampler": self.sampler.generator, "noise": self.noise_generator}
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of every stage in the LoRA so far (ComfyUI's `INT steps` convention)."""
+        return sum(int(s.get("steps", 0)) for s in self.prior_stages) + self.step
+
+    def run(self, steps: int, on_step: Callable[[StepInfo], None] | None = None,
+            checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int = 0,
+            keep_checkpoints: int = 0) -> list[float]:
+        """Train `steps` optimizer steps; returns their losses.
+
+        After each step: a checkpoint when `checkpoint_every` divides the step
+        (keeping the newest `keep_checkpoints`, 0 = all), then `on_step(StepInfo)`.
+        An exception from `on_step` (an interrupt) stops the run after a complete
+        step; the trainer stays usable and the checkpoints on disk are intact.
+        """
+        self._check_open()
+        losses = []
+        with torch.inference_mode(False), torch.enable_grad(), self._own_rng():
+            self.net.train()
+            try:
+                for i in range(steps):
+                    loss = self._step()
+                    self.step += 1
+                    self.loss_history.append(loss)
+                    losses.append(loss)
+                    if checkpoint_dir is not None and checkpoint_every and self.step % checkpoint_every == 0:
+                        self.save_checkpoint(checkpoint_dir, keep=keep_checkpoints)
+                    if on_step is not None:
+                        on_step(StepInfo(self.step, i + 1, steps, loss, self.lr))
+            finally:
+                self.net.train(self._was_training)
+        return losses
+
+    def _batch(self, sampler: EmotionAwareSampler | None = None) -> dict:
+        keys = (sampler or self.sampler).draw(self.config.batch_size)
+        batch = self.data.collate([self.data[k] for k in keys])
+        out = {k: _normal(v, self.device) for k, v in batch.items() if k != "mask_levels"}
+        out["mask_levels"] = [tuple(_normal(m, self.device) for m in level) for level in batch["mask_levels"]]
+        return out
+
+    def _autocast(self):
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.amp)
+
+    def _step(self) -> float:
+        cfg = self.config
+        self.optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=self.device)
+        for micro in range(cfg.grad_accum):
+            batch = self._batch()
+            draws = draw(tuple(batch["latents"].shape), cfg.objective, self.noise_generator).to(self.device)
+            last = micro == cfg.grad_accum - 1
+            sync = contextlib.nullcontext() if last or self.module is self.objective else self.module.no_sync()
+            with sync:
+                with self._autocast():
+                    loss = self.module(batch, draws)
+                scaled = loss / cfg.grad_accum
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            total += loss.detach().float()
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.lr_scheduler.step()
+        total /= cfg.grad_accum
+        if self.world > 1:  # for logging only: the mean over ranks
+            total = self.accelerator.reduce(total, reduction="mean")
+        return float(total)
+
+    def evaluate(self, batches: int = 4, seed: int = 0) -> float:
+        """Mean loss on a fixed set of windows, timesteps and noise (no dropout; trainer streams untouched)."""
+        self._check_open()
+        cfg = _no_dropout(self.config)
+        sampler = EmotionAwareSampler(self.sampler.weights, seed, 1000)
+        gen = torch.Generator().manual_seed(derive_seed(seed, 5))
+        total = 0.0
+        with torch.inference_mode(False), torch.no_grad():
+            self.net.eval()
+            try:
+                for _ in range(batches):
+                    batch = self._batch(sampler)
+                    draws = draw(tuple(batch["latents"].shape), cfg.objective, gen).to(self.device)
+                    with self._autocast():
+                        total += float(self.objective(batch, draws))
+            finally:
+                self.net.train(self._was_training)
+        return total / batches
+
+    # ------------------------------------------------------------------ LoRA out
+    def stage_record(self) -> dict:
+        cfg = self.config
+        return {"stage": cfg.stage, "steps": self.step, "rank": cfg.rank, "alpha": cfg.alpha,
+                "lora_dropout": cfg.lora_dropout, "lr": cfg.lr, "batch_size": cfg.batch_size * self.world,
+                "grad_accum": cfg.grad_accum, "frames": cfg.frames, "modules": len(self.targets),
+                "sampling": asdict(cfg.sampling), "objective": cfg.objective.to_dict(), "seed": cfg.seed}
+
+    def lora_state_dict(self) -> dict[str, torch.Tensor]:
+        """This stage's and the earlier stages' LoRA, in our key convention (CPU fp32)."""
+        return to_state({**self.prior, **peft_factors(self.net)})
+
+    def lora_metadata(self) -> dict[str, str]:
+        return {
+            "emocast.stages": json.dumps(self.prior_stages + [self.stage_record()]),
+            "emocast.steps": str(self.total_steps),
+            "emocast.base_config": json.dumps(self.net.config.to_dict()),
+            "emocast.definitions_version": DEFINITIONS_VERSION,
+        }
+
+    def save_lora(self, path: str | os.PathLike) -> Path:
+        return save_lora(path, self.lora_state_dict(), self.lora_metadata())
+
+    # ------------------------------------------------------------------ checkpoints
+    def _global_rng(self) -> dict:
+        return ckpt.capture_global_rng(self.device) if self._rng_active else self._rng
+
+    def save_checkpoint(self, directory: str | os.PathLike, keep: int = 0) -> Path:
+        """Write `checkpoint_<step>.safetensors` atomically (see training.state); returns its path."""
+        self._check_open()
+        directory = Path(directory)
+        rng_tensors, rng_doc = ckpt.rng_to_file(self._global_rng(), self.generators)
+        main = ckpt.checkpoint_path(directory, self.step)
+        if self.rank > 0:
+            ckpt.atomic_save(rng_tensors, {"rng": rng_doc, "step": self.step, "rank": self.rank},
+                             ckpt.checkpoint_path(directory, self.step, self.rank))
+        if self.accelerator is not None:
+            self.accelerator.wait_for_everyone()  # rank files first: a main file means a complete set
+        if self.rank == 0:
+            tensors = dict(rng_tensors)
+            tensors.update({f"lora/{k}": v for k, v in to_state(peft_factors(self.net)).items()})
+            tensors.update({f"prior/{k}": v for k, v in to_state(self.prior).items()})
+            opt = self.optimizer.state_dict()
+            scalars = {}
+            for i, key in enumerate(self.param_keys):
+                for name, value in opt["state"].get(i, {}).items():
+                    if torch.is_tensor(value):
+                        tensors[f"optim/{key}/{name}"] = value
+                    else:
+                        scalars.setdefault(key, {})[name] = value
+            doc = {
+                "format": ckpt.CHECKPOINT_FORMAT, "version": ckpt.CHECKPOINT_VERSION, "step": self.step,
+                "config": self.config.to_dict(), "base_config": self.net.config.to_dict(),
+                "prior_stages": self.prior_stages, "param_keys": self.param_keys,
+                "optim_groups": [{k: v for k, v in g.items() if k != "params"} for g in opt["param_groups"]],
+                "optim_scalars": scalars, "lr_scheduler": self.lr_scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler else None,
+                "rng": rng_doc, "loss_history": self.loss_history, "world_size": self.world,
+                "definitions_version": DEFINITIONS_VERSION,
+            }
+            ckpt.atomic_save(tensors, doc, main)
+            ckpt.prune(directory, keep)
+        if self.accelerator is not None:
+            self.accelerator.wait_for_everyone()
+        return main
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Restore a checkpoint of the same stage, rank and alpha (file, or folder = its latest)."""
+        self._check_open()
+        path = _resolve(path)
+        tensors, doc = ckpt.read(path)
+        saved = TrainConfig.from_dict(doc["config"])
+        for name in ("stage", "rank", "alpha"):
+            if getattr(saved, name) != getattr(self.config, name):
+                raise ValueError(f"{path.name} was trained with {name}={getattr(saved, name)!r}, this trainer has "
+                                 f"{getattr(self.config, name)!r}: resume with the checkpoint's settings")
+        prior = group_lora({k[6:]: v for k, v in tensors.items() if k.startswith("prior/")}) if any(
+            k.startswith("prior/") for k in tensors) else {}
+        if set(prior) != set(self.prior):
+            raise ValueError(f"{path.name} was trained on top of a different earlier-stage LoRA")
+        with torch.inference_mode(False):
+            load_peft_factors(self.net, {k[5:]: v for k, v in tensors.items() if k.startswith("lora/")})
+            state, index = {}, {k: i for i, k in enumerate(self.param_keys)}
+            if sorted(doc["param_keys"]) != sorted(self.param_keys):
+                raise ValueError(f"{path.name} holds optimizer state for other LoRA parameters")
+            for key in doc["param_keys"]:
+                entry = dict(doc["optim_scalars"].get(key, {}))
+                prefix = f"optim/{key}/"
+                entry.update({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+                if entry:
+                    state[index[key]] = entry
+            groups = [dict(g, params=list(range(len(self.param_keys)))) for g in doc["optim_groups"]]
+            for g in groups:
+                if "betas" in g:
+                    g["betas"] = tuple(g["betas"])
+            self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+            self.lr_scheduler.load_state_dict(doc["lr_scheduler"])
+            if self.scaler and doc.get("scaler"):
+                self.scaler.load_state_dict(doc["scaler"])
+            rng_tensors, rng_doc = tensors, doc["rng"]
+            if self.rank > 0:
+                rank_file = ckpt.checkpoint_path(path.parent, doc["step"], self.rank)
+                if rank_file.is_file():
+                    rng_tensors, rank_doc = ckpt.read(rank_file)
+                    rng_doc = rank_doc["rng"]
+                else:  # resumed on more processes than saved: fresh streams for this rank
+                    rng_tensors = None
+            if rng_tensors is not None:
+                self._rng = ckpt.rng_from_file(rng_tensors, rng_doc, self.generators)
+            self.step = int(doc["step"])
+            self.loss_history = list(doc["loss_history"])
+
+    @classmethod
+    def resume(cls, net: nn.Module, data, checkpoint: str | os.PathLike, device=None, accelerator=None,
+               **overrides) -> "EmoCASTTrainer":
+        """A trainer rebuilt from a checkpoint's own settings (non-structural `overrides` allowed)."""
+        path = _resolve(checkpoint)
+        tensors, doc = ckpt.read(path)
+        config = replace(TrainConfig.from_dict(doc["config"]), **overrides)
+        prior = {k[6:]: v for k, v in tensors.items() if k.startswith("prior/")}
+        trainer = cls(net, data, config, prior_lora=prior or None, prior_stages=doc["prior_stages"], device=device,
+                      accelerator=accelerator)
+        trainer.load_checkpoint(path)
+        return trainer
+
+    # ------------------------------------------------------------------ end
+    def close(self) -> None:
+        """Give the net back plain: adapters, hooks and checkpoint wrappers removed."""
+        if not self.closed:
+            self._release()
+
+    def _release(self) -> None:
+        if self._undo_ckpt:
+            self._undo_ckpt()
+        if self._prior_handle:
+            self._prior_handle.remove()
+        remove_peft(self.net)
+        if hasattr(self, "_was_training"):
+            self.net.train(self._was_training)
+        self.optimizer = self.params = self.module = self.objective = None
+        self.closed = True
+
+    def _check_open(self):
+        if self.closed:
+            raise ValueError("this trainer was closed (its LoRA was handed back); start a new one")
+
+
+def _resolve(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        latest = ckpt.latest_checkpoint(path)
+        if latest is None:
+            raise FileNotFoundError(f"no checkpoint_*.safetensors in {path}")
+        return latest
+    return path
+
+
+__all__ = ["EmoCASTTrainer", "StepInfo", "TrainConfig", "ensure_normal_tensors"]
+
