@@ -1,4 +1,4 @@
-"""Headless entry with 2 CPU processes (torchrun + gloo): every rank ends with the same LoRA."""
+"""Headless entry with 2 CPU processes (torchrun + gloo): identical LoRA on every rank, exact resume."""
 import os
 import subprocess
 import sys
@@ -9,32 +9,47 @@ import yaml
 from safetensors.torch import load_file
 
 from tests.training_helpers import REPO, cache, lora_equal
+from training.lora import load_lora, stages_of
 from training.state import read
 
 
-@pytest.mark.slow
-def test_two_ranks_hold_identical_lora(tmp_path):
-    data = cache(tmp_path / "cache")
-    out = tmp_path / "run"
+def _train(tmp_path, out, steps: int) -> str:
     config = {
-        "model": {"test_model": "tiny"}, "data": str(data), "output_dir": str(out), "seed": 5,
+        "model": {"test_model": "tiny"}, "data": str(cache(tmp_path / "cache")), "output_dir": str(out), "seed": 5,
         "checkpoint_every": 2, "dump_rank_lora": True,
-        "stages": [{"stage": "appearance", "steps": 3, "lr": 1e-3, "sample_margin": 3}],
+        "stages": [{"stage": "appearance", "steps": steps, "lr": 1e-3, "sample_margin": 3, "lora_dropout": 0.1}],
     }
-    (tmp_path / "stages.yaml").write_text(yaml.safe_dump(config))
+    path = out.with_suffix(".yaml")
+    path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "training.train", "--config", str(tmp_path / "stages.yaml"), "--cpu"]
+           "-m", "training.train", "--config", str(path), "--cpu"]
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "2 process(es)" in result.stdout and "step 3/3" in result.stdout
+    return result.stdout
 
+
+@pytest.mark.slow
+def test_two_ranks_hold_identical_lora_and_resume_exactly(tmp_path):
+    out = tmp_path / "run"
+    log = _train(tmp_path, out, 3)
+    assert "2 process(es)" in log and "step 3/3" in log
     stage = out / "1_appearance"
     rank0, rank1 = load_file(str(stage / "rank0.safetensors")), load_file(str(stage / "rank1.safetensors"))
     assert lora_equal(rank0, rank1)
     assert any(v.abs().sum() > 0 for k, v in rank0.items() if k.endswith("lora_up.weight"))  # it trained
     assert lora_equal(load_file(str(out / "emocast_lora.safetensors")), rank0)
-    # Each rank drew its own samples: their sampler streams differ.
+    # Each rank draws its own samples: their sampler streams differ.
     main, _ = read(stage / "checkpoints" / "checkpoint_00000002.safetensors")
     other, _ = read(stage / "checkpoints" / "checkpoint_00000002.rank1.safetensors")
     assert not torch.equal(main["rng/gen/sampler"], other["rng/gen/sampler"])
+
+    # Asking for more steps continues from the end-of-stage checkpoint, as if never stopped.
+    log = _train(tmp_path, out, 5)
+    assert "resumed at step 3" in log
+    straight = tmp_path / "straight"
+    _train(tmp_path, straight, 5)
+    resumed, meta = load_lora(out / "emocast_lora.safetensors")
+    assert stages_of(meta)[-1]["steps"] == 5
+    assert lora_equal(resumed, load_lora(straight / "emocast_lora.safetensors")[0])
+    assert lora_equal(load_file(str(stage / "rank1.safetensors")), resumed)

@@ -99,12 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         config = TrainConfig.from_dict(entry)
         stage_dir = out / f"{n}_{config.stage}"
         final = stage_dir / "lora.safetensors"
-        if final.is_file():
-            say(f"[{config.stage}] {final} exists: stage done, skipped")
-            prior, meta = load_lora(final)
-            prior_stages = stages_of(meta)
-            continue
         checkpoints = stage_dir / "checkpoints"
+        if final.is_file():
+            state, meta = load_lora(final)
+            done = stages_of(meta)[-1]["steps"]
+            if done >= steps:
+                say(f"[{config.stage}] {final} has {done} steps (>= {steps}): stage done, skipped")
+                prior, prior_stages = state, stages_of(meta)
+                continue
         if ckpt.latest_checkpoint(checkpoints) is not None:
             trainer = EmoCASTTrainer.resume(net, spec["data"], checkpoints, accelerator=accelerator)
             say(f"[{config.stage}] resumed at step {trainer.step} from {checkpoints}")
@@ -118,9 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             if info.step % log_every == 0 or info.run_step == info.run_steps:
                 say(f"[{stage}] step {info.step}/{steps} loss {info.loss:.4f} lr {info.lr:.2e}")
 
+        keep, every = int(spec.get("keep_checkpoints", 2)), int(spec.get("checkpoint_every", 0))
         trainer.run(max(0, steps - trainer.step), on_step=log, checkpoint_dir=checkpoints,
-                    checkpoint_every=int(spec.get("checkpoint_every", 0)),
-                    keep_checkpoints=int(spec.get("keep_checkpoints", 2)))
+                    checkpoint_every=every, keep_checkpoints=keep)
+        if not every or trainer.step % every:
+            trainer.save_checkpoint(checkpoints, keep=keep)  # the end state, so a longer run can continue
         if main_rank:
             trainer.save_lora(final)
         if spec.get("dump_rank_lora"):
