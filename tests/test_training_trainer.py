@@ -205,3 +205,18 @@ def test_settings_errors_are_clear(data):
         TrainConfig.from_dict({"stage": "emotion", "learning_rate": 1})
     with pytest.raises(ValueError, match="motion modules' 32 positions"):
         EmoCASTTrainer(tiny_net(), data, TrainConfig(stage="lipsync", frames=31, sample_margin=3))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_weights_train_under_autocast(data, tmp_path, dtype):
+    net = tiny_net().to(dtype)  # as LoadEmoCAST may hand it over
+    trainer = EmoCASTTrainer(net, data, TrainConfig(stage="appearance", sample_margin=3, lr=1e-2))
+    assert trainer.amp is dtype and (trainer.scaler is not None) == (dtype is torch.float16)
+    losses = trainer.run(1)
+    trainer.save_checkpoint(tmp_path)  # fp16: the grad scaler's state goes along
+    assert torch.isfinite(torch.tensor(losses)).all()
+    assert all(v.dtype == torch.float32 for v in trainer.lora_state_dict().values())
+    trainer.close()
+    resumed = EmoCASTTrainer.resume(tiny_net().to(dtype), data, tmp_path)
+    assert resumed.step == 1 and next(resumed.net.parameters()).dtype is dtype
+    resumed.close()

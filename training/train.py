@@ -21,9 +21,10 @@ each rank draws its own samples and the LoRA stays identical on every rank.
       - {stage: lipsync, steps: 4000}
       - {stage: emotion, steps: 4000, gradient_checkpointing: true}
 
-Per stage: `<output_dir>/<n>_<stage>/checkpoints/` (resumed from automatically)
-and `<n>_<stage>/lora.safetensors` (this and the earlier stages' LoRA; a stage
-whose file exists is skipped).  The last one is copied to
+Per stage: `<output_dir>/<n>_<stage>/checkpoints/` (resumed from automatically;
+the last step is always saved) and `<n>_<stage>/lora.safetensors` (this and the
+earlier stages' LoRA; a stage that has the steps asked is skipped, one asked
+for more continues).  The last one is copied to
 `<output_dir>/emocast_lora.safetensors`.
 """
 from __future__ import annotations

@@ -59,7 +59,7 @@ class TrainConfig:
     sample_margin: int = 30
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     sampling: SamplingConfig | None = None
-    mixed_precision: str = "no"  # "bf16" / "fp16": CUDA autocast; on the CPU always fp32
+    mixed_precision: str = "no"  # "bf16" / "fp16": CUDA autocast (half-precision weights always autocast)
     gradient_checkpointing: bool = False
     seed: int = 0
 
@@ -156,7 +156,12 @@ class EmoCASTTrainer:
         if (self.data.frames, self.data.motion_frames) != (cfg.frames, cfg.motion_frames):
             raise ValueError(f"the dataset reads {self.data.frames}+{self.data.motion_frames} frames, the stage "
                              f"needs {cfg.frames}+{cfg.motion_frames}: build the ClipCache with the stage's frames")
+        # Autocast: as asked on CUDA; otherwise only when the frozen weights are half precision
+        # (a ComfyUI-loaded fp16/bf16 model), which cannot take the fp32 batch directly.
         self.amp = MIXED_PRECISION[cfg.mixed_precision] if self.device.type == "cuda" else None
+        weight_dtype = next(net.parameters()).dtype
+        if self.amp is None and weight_dtype != torch.float32:
+            self.amp = weight_dtype
 
         self._was_training = net.training
         ensure_normal_tensors(net)
@@ -187,7 +192,7 @@ class EmoCASTTrainer:
         warm = cfg.warmup_steps
         self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: min(1.0, (s + 1) / warm) if warm > 0 else 1.0)
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp is torch.float16 else None
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.amp is torch.float16 else None
 
         weights = sampling_weights(self.data.classes, self.data.energies, cfg.sampling)
         self.sampler = EmotionAwareSampler(weights, cfg.seed, self.rank)
@@ -287,7 +292,7 @@ class EmoCASTTrainer:
     def _autocast(self):
         if self.amp is None:
             return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=self.amp)
+        return torch.autocast(self.device.type, dtype=self.amp)
 
     def _step(self) -> float:
         cfg = self.config
