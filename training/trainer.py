@@ -346,7 +346,7 @@ class EmoCASTTrainer:
     def stage_record(self) -> dict:
         cfg = self.config
         return {"stage": cfg.stage, "steps": self.step, "rank": cfg.rank, "alpha": cfg.alpha,
-                "lora_dropout": cfg.lora_dropout, "lr": cfg.lr, "batch_size": cfg.batch_size * self.world,
+                "lora_dropout": cfg.lora_dropout, "lr": cfg.lr, "batch_size": cfg.batch_size, "processes": self.world,
                 "grad_accum": cfg.grad_accum, "frames": cfg.frames, "modules": len(self.targets),
                 "sampling": asdict(cfg.sampling), "objective": cfg.objective.to_dict(), "seed": cfg.seed}
 
