@@ -6,6 +6,7 @@ One module per concern; each node only translates ComfyUI types and calls
 from comfy_api.latest import ComfyExtension, io
 
 from . import model_folders  # noqa: F401  (registers the pack's model folders)
+from .apply_lora import ApplyEmoCASTLoRA
 from .audio_encode import AudioEmotiveEncode
 from .emotion_prompt import EmotionPromptEncode
 from .load_model import LoadEmoCAST
@@ -15,6 +16,7 @@ from .video_combine import VideoCombine
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
     LoadEmoCAST,
+    ApplyEmoCASTLoRA,
     EmoCASTPortraitPrep,
     EmotionPromptEncode,
     AudioEmotiveEncode,

@@ -162,3 +162,55 @@ def test_sampler_rejects_mismatched_inputs(comfy, comfy_vae):
     wrong = AudioFeatures(torch.zeros(16, 12, 768), 8, 25.0)
     with pytest.raises(ValueError, match="audio features are 12 layers x 768 channels"):
         run_sampler(comfy, comfy_vae, portrait, wrong, emotion)
+
+
+# --------------------------------------------------------------------------- ApplyEmoCASTLoRA
+@pytest.fixture(scope="module")
+def lora_file(comfy):
+    from training.lora import save_lora
+
+    net = EmoCASTNet(CFG)
+    g = torch.Generator().manual_seed(3)
+    state = {}
+    for name, module in net.named_modules():
+        if name.endswith("transformer_blocks.0.attn2_2.to_q") or name.endswith("attn_audioemo.to_v"):
+            out_f, in_f = module.weight.shape
+            state[f"{name}.lora_down.weight"] = torch.randn(4, in_f, generator=g)
+            state[f"{name}.lora_up.weight"] = torch.randn(out_f, 4, generator=g)
+            state[f"{name}.alpha"] = torch.tensor(4.0)
+    path = comfy.models_dir / "loras" / "emocast_test_lora.safetensors"
+    save_lora(path, state, {"emocast.stages": '[{"name": "lipsync", "steps": 1}]'})
+    return path
+
+
+def test_lora_strength_zero_is_the_base_model_and_patches_are_undone(comfy, comfy_vae, lora_file):
+    portrait, audio, emotion = make_inputs(frames=8)
+    base = comfy.run_node("LoadEmoCAST", checkpoint="tiny_net.pth", dtype="fp32").result[0]
+
+    def sample(model):
+        inputs = dict(model=model, vae=comfy_vae, portrait=portrait, audio_features=audio, emotion=emotion, seed=42,
+                      steps=1, cfg=3.5, pose_weight=1.0, face_weight=1.0, lip_weight=1.0, paste_back=False, feather=24)
+        return comfy.run_node("EmoCASTSampler", **inputs).result[0]
+
+    reference = sample(base)
+    zero = comfy.run_node("ApplyEmoCASTLoRA", model=base, lora_name=lora_file.name, strength=0.0).result[0]
+    assert torch.equal(sample(zero), reference)
+    full = comfy.run_node("ApplyEmoCASTLoRA", model=base, lora_name=lora_file.name, strength=1.0).result[0]
+    assert full.lora[-1]["name"].startswith(lora_file.name) and "lipsync" in full.lora[-1]["name"]
+    assert not torch.equal(sample(full), reference)
+    assert torch.equal(sample(base), reference)  # the shared networks were restored exactly
+
+
+def test_lora_errors(comfy, lora_file):
+    from safetensors.torch import save_file
+
+    base = comfy.run_node("LoadEmoCAST", checkpoint="tiny_net.pth", dtype="fp32").result[0]
+    foreign = comfy.models_dir / "loras" / "sd15_style.safetensors"
+    save_file({"lora_unet_down_blocks_0.lora_down.weight": torch.zeros(2, 2)}, str(foreign))
+    with pytest.raises(ValueError, match="Apply EmoCAST LoRA: .*not an EmoCAST LoRA"):
+        comfy.run_node("ApplyEmoCASTLoRA", model=base, lora_name=foreign.name, strength=1.0)
+    stray = {"denoising_unet.no_such.layer.lora_down.weight": torch.zeros(2, 8),
+             "denoising_unet.no_such.layer.lora_up.weight": torch.zeros(8, 2),
+             "denoising_unet.no_such.layer.alpha": torch.tensor(2.0)}
+    with pytest.raises(ValueError, match="lacks"):
+        comfy.run_node("ApplyEmoCASTLoRA", model=base, lora_name=lora_file.name, strength=1.0, lora=stray)

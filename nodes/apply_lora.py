@@ -1,0 +1,80 @@
+"""ApplyEmoCASTLoRA: an EmoCAST LoRA on top of a loaded model, at a strength.
+
+The LoRA becomes weight patches on a clone of the model's ModelPatcher, the way
+ComfyUI applies LoRAs to its own models: the shared networks are patched only
+while this model is loaded, and restored exactly afterwards.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import folder_paths
+from comfy_api.latest import io
+
+from ..training.lora import group_lora, load_lora, lora_weight_deltas, stages_of
+
+NO_FILES = "(no LoRA files in models/loras)"
+
+
+def _patch(model, state, strength: float, name: str):
+    group_lora(state)  # a malformed dict fails here, naming the key
+    deltas = lora_weight_deltas(state, 1.0)
+    patcher = model.patcher.clone()
+    known = set(patcher.model_state_dict())
+    unknown = [k for k in deltas if k not in known]
+    if unknown:
+        raise ValueError(f"Apply EmoCAST LoRA: {name} adapts {len(unknown)} layers this model lacks "
+                         f"(first: {unknown[0]}); it was trained for another model configuration")
+    for key, delta in deltas.items():
+        if tuple(delta.shape) != tuple(patcher.model.get_parameter(key).shape):
+            raise ValueError(f"Apply EmoCAST LoRA: {name} entry {key} has shape {tuple(delta.shape)}, the model's "
+                             f"layer {tuple(patcher.model.get_parameter(key).shape)}: another model configuration")
+    # A one-tensor patch is ComfyUI's "diff" type: weight += strength * delta at load time.
+    patcher.add_patches({k: (v,) for k, v in deltas.items()}, strength_patch=strength)
+    applied = [*(model.lora or []), {"name": name, "strength": strength}]
+    return dataclasses.replace(model, patcher=patcher, lora=applied)
+
+
+class ApplyEmoCASTLoRA(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        files = [f for f in folder_paths.get_filename_list("loras") if f.endswith(".safetensors")] or [NO_FILES]
+        return io.Schema(
+            node_id="ApplyEmoCASTLoRA",
+            display_name="Apply EmoCAST LoRA",
+            category="EmoCAST/loaders",
+            description="Applies a LoRA trained with the EmoCAST training nodes to a loaded EmoCAST model.",
+            inputs=[
+                io.Custom("EMOCAST_MODEL").Input("model", tooltip="From Load EmoCAST (or another Apply EmoCAST LoRA)."),
+                io.Combo.Input("lora_name", options=files, tooltip=(
+                    "An EmoCAST LoRA in models/loras/ (what EmoCAST Save LoRA writes). Ignored when the "
+                    "lora input is connected.")),
+                io.Float.Input("strength", default=1.0, min=-2.0, max=2.0, step=0.05, tooltip=(
+                    "How much of the LoRA to add: 0 gives exactly the base model, 1 the trained result.")),
+                io.Custom("LORA_MODEL").Input("lora", optional=True, tooltip=(
+                    "A LoRA straight from an EmoCAST training node, instead of a file.")),
+            ],
+            outputs=[io.Custom("EMOCAST_MODEL").Output(display_name="model")],
+        )
+
+    @classmethod
+    def execute(cls, model, lora_name: str, strength: float, lora=None) -> io.NodeOutput:
+        if lora is not None:
+            state, name = lora, "the connected LoRA"
+        else:
+            if lora_name == NO_FILES:
+                raise FileNotFoundError("Apply EmoCAST LoRA: no LoRA file in models/loras/; train one with the "
+                                        "EmoCAST training nodes and save it with EmoCAST Save LoRA")
+            path = folder_paths.get_full_path_or_raise("loras", lora_name)
+            try:
+                state, metadata = load_lora(path)
+            except ValueError as err:
+                raise ValueError(f"Apply EmoCAST LoRA: {err}") from err
+            base = metadata.get("emocast.base_config")
+            if base and json.loads(base).get("block_out_channels") != list(model.net.config.block_out_channels):
+                raise ValueError(f"Apply EmoCAST LoRA: {lora_name} was trained on a model with block widths "
+                                 f"{json.loads(base).get('block_out_channels')}, this one has "
+                                 f"{list(model.net.config.block_out_channels)}")
+            name = f"{lora_name} ({', '.join(s.get('name', s.get('stage', '?')) for s in stages_of(metadata))})"
+        return io.NodeOutput(_patch(model, state, strength, name))
