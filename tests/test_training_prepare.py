@@ -213,6 +213,11 @@ def test_descriptions(tmp_path):
     (tmp_path / "metadata.jsonl").write_text('{"file": "d.webm"}\nnot json\n')
     with pytest.raises(ValueError, match="line 2 is not JSON"):
         scan_folder(tmp_path)
+    (tmp_path / "metadata.jsonl").unlink()
+    for name in ("a.mp4", "b.mp4", "c.mp4", "d.webm", "e.mkv"):
+        (tmp_path / name).unlink()
+    with pytest.raises(ValueError, match="no videos"):
+        scan_folder(tmp_path)
     with pytest.raises(FileNotFoundError, match="videos folder not found"):
         scan_folder(tmp_path / "nope")
 

@@ -98,6 +98,9 @@ def scan_folder(videos_dir: str | Path) -> tuple[list[Source], list[str], list[d
     files = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
     metadata = _read_metadata(root / METADATA) if (root / METADATA).is_file() else {}
     videos = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
+    if not videos:
+        raise ValueError(f"no videos ({' '.join(VIDEO_EXTENSIONS)}) in {root}: put the talking clips there, "
+                         f"each with a caption (<name>.txt or {METADATA})")
     names = {p.name for p in videos}
     ignored = [p.name for p in files if p not in videos and p.suffix.lower() != ".txt" and p.name != METADATA]
     skipped = [{"file": f, "reason": f"listed in {METADATA} but not a video in the folder"}
