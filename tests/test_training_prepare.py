@@ -4,6 +4,7 @@ Models: the placeholder wav2vec2 (12 x 768), CLIP text (768) and SCRFD/ArcFace
 stand-ins (red squares are faces), and a slim diffusers VAE, at resolution 64.
 """
 import json
+import math
 import shutil
 import subprocess
 import wave
@@ -22,7 +23,7 @@ from emocast_core.video import write_mp4
 from tests.harness.placeholder_models import build, default_cache
 from training.dataset import ClipCache
 from training.prepare import REPORT_FILE, PrepareConfig, PrepareModels, _segments, prepare_dataset
-from training.prepare_sources import scan_folder
+from training.prepare_sources import frames_at, scan_folder
 from training.sampling import WindowKey
 
 pytest.importorskip("onnxruntime")
@@ -184,6 +185,18 @@ def test_espeak_speech_video(models, tmp_path):
     assert report.prepared == ["talk"], report.summary()
     meta = json.loads((tmp_path / "cache" / "talk" / "meta.json").read_text())
     assert abs(meta["frames"] - seconds * 25) <= 2 and meta["caption"] == EMOTION_PRESETS["happy"]
+
+
+@pytest.mark.parametrize("fps", [30, 24])
+def test_frames_are_resampled_to_25_fps_by_nearest_timestamp(tmp_path, fps):
+    levels = np.arange(round(1.2 * fps)) % 28 * 9 / 255  # each frame's index, readable after H.264
+    write_mp4(tmp_path / "v.mp4", np.broadcast_to(levels[:, None, None, None], (len(levels), 64, 64, 3)), fps,
+              quality=0)
+    got = [round(float(f.mean()) / 9) for f in frames_at(tmp_path / "v.mp4")]
+    count = math.ceil(len(levels) * 25 / fps - 1e-6)  # the grid times before the last frame ends
+    nearest = [min(math.floor(k * fps / 25 + 0.5 - 1e-9), len(levels) - 1) for k in range(count)]  # ties: earlier
+    want = [i % 28 for i in nearest]
+    assert got == want
 
 
 def test_segments_are_equal_and_bounded():

@@ -211,8 +211,8 @@ def _prepare_video(source: Source, root: Path, models: PrepareModels, config: Pr
     report.existing += [clip_id for i, clip_id in enumerate(ids) if i not in todo]
     if not todo:
         return
+    text = models.text.encode_ids(token_ids(models.text.tokenizer, source.caption))[0]  # a too-long caption fails early
     portrait = _find_face(source, models.face, config)
-    text = models.text.encode_ids(token_ids(models.text.tokenizer, source.caption))[0]
     region = _energy_region(portrait)
     clips = {i: _ClipBuilder(config.vae_batch, region) for i in todo}
     with contextlib.closing(frames_at(source.path)) as frames:
