@@ -13,6 +13,7 @@ if __package__ and "." in __package__:
     from ..emocast_core.models.attention_processors import ReferenceReadProcessor, ReferenceWriteProcessor
     from ..emocast_core.pipeline.scheduler import make_scheduler
     from ..emocast_core.text.presets import PRESET_NAMES, preset_name
+    from ..emocast_core.video import write_mp4
     from ..emocast_core.weights import load_net
 else:
     from emocast_core.config import EmoCASTConfig
@@ -21,4 +22,5 @@ else:
     from emocast_core.models.attention_processors import ReferenceReadProcessor, ReferenceWriteProcessor
     from emocast_core.pipeline.scheduler import make_scheduler
     from emocast_core.text.presets import PRESET_NAMES, preset_name
+    from emocast_core.video import write_mp4
     from emocast_core.weights import load_net
