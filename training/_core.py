@@ -13,7 +13,6 @@ if __package__ and "." in __package__:
     from ..emocast_core.models.attention_processors import ReferenceReadProcessor, ReferenceWriteProcessor
     from ..emocast_core.pipeline.scheduler import make_scheduler
     from ..emocast_core.text.presets import PRESET_NAMES, preset_name
-    from ..emocast_core.video import write_mp4
     from ..emocast_core.weights import load_net
 else:
     from emocast_core.config import EmoCASTConfig
@@ -22,5 +21,4 @@ else:
     from emocast_core.models.attention_processors import ReferenceReadProcessor, ReferenceWriteProcessor
     from emocast_core.pipeline.scheduler import make_scheduler
     from emocast_core.text.presets import PRESET_NAMES, preset_name
-    from emocast_core.video import write_mp4
     from emocast_core.weights import load_net
