@@ -56,9 +56,16 @@ from pathlib import Path
 import numpy as np
 
 from . import speech
-from ._core import PRESET_NAMES, write_mp4
 from .face_drawing import FrameParams, Identity, mouth_box, render
 from .synthetic_captions import caption_table, template_split
+
+# Only the video writer and the preset names: training._core would also load the models (5 s).
+if __package__ and "." in __package__:  # inside the pack (see _core.py)
+    from ..emocast_core.text.presets import PRESET_NAMES
+    from ..emocast_core.video import write_mp4
+else:
+    from emocast_core.text.presets import PRESET_NAMES
+    from emocast_core.video import write_mp4
 
 EMOTIONS = PRESET_NAMES  # the MEAD eight, in the presets' order
 FPS = speech.FPS
