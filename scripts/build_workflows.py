@@ -109,6 +109,35 @@ def eight_emotions() -> dict:
     return spec
 
 
+def lora_training() -> dict:
+    stages = {}
+    previous = None
+    for column, stage in enumerate(("appearance", "lipsync", "emotion"), start=2):
+        wires = {"model": ("load", 0), "dataset": ("data", 0)}
+        if previous:
+            wires["previous"] = (previous, 0)
+        stages[stage] = ("EmoCASTTrainLoRA", {"stage": stage, "steps": 300, "run_name": "emocast_lora/my_speaker"},
+                         wires, column)
+        previous = stage
+    return {
+        "load": ("LoadEmoCAST", {"checkpoint": MODELS["checkpoint"]}, {}, 0),
+        "vae": ("VAELoader", {"vae_name": MODELS["vae_name"]}, {}, 0),
+        "data": ("EmoCASTPrepareDataset", {"videos_dir": "emocast_training_videos", "cache_name": "my_speaker",
+                                           "wav2vec_model": MODELS["wav2vec_model"],
+                                           "text_encoder": MODELS["text_encoder"],
+                                           "insightface_dir": MODELS["insightface_dir"]}, {"vae": ("vae", 0)}, 1),
+        **stages,
+        "save": ("EmoCASTSaveLoRA", {"filename_prefix": "emocast/my_speaker"}, {"trainer": ("emotion", 0)}, 5),
+        "loss_plot": ("LossGraphNode", {"filename_prefix": "emocast_lora_loss"}, {"loss": ("emotion", 2)}, 5),
+        "note": note(
+            "LoRA fine-tuning on your own speaker: put talking videos (mp4/mov/mkv/webm with sound) in "
+            "ComfyUI/input/emocast_training_videos/, each with a caption file of the same name (.txt; optional "
+            "first line 'emotion: happy'). The three stages train one after the other; each keeps resumable "
+            "checkpoints in output/emocast_lora/my_speaker/. Queue again after an interrupt to continue. Use the "
+            "saved LoRA with Apply EmoCAST LoRA. A GPU is needed for real training. " + MODEL_NOTE),
+    }
+
+
 def build(spec: dict, info: dict) -> dict:
     keys = list(spec)
     ids = {key: i + 1 for i, key in enumerate(keys)}
@@ -173,7 +202,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as base, ComfyServer(env, Path(base)) as server:
         info = server.object_info()
     out = REPO / "workflows"
-    for name, spec in {**WORKFLOWS, "emocast_eight_emotions": eight_emotions()}.items():
+    specs = {**WORKFLOWS, "emocast_eight_emotions": eight_emotions(), "emocast_lora_training": lora_training()}
+    for name, spec in specs.items():
         (out / f"{name}.json").write_text(json.dumps(build(spec, info), indent=1) + "\n")
         print(f"wrote workflows/{name}.json")
     return 0

@@ -114,3 +114,50 @@ def test_eight_emotions_workflow(server):
     tiles = video.frames.reshape(video.frame_count, 2, 64, 4, 64, 3)
     means = tiles.mean(axis=(0, 2, 4, 5)).ravel()
     assert len(set(round(float(m), 4) for m in means)) == 8  # eight different emotions, eight different tiles
+
+
+def _talking_video(path: Path, seconds: float, phase: float) -> None:
+    """A 128 px clip whose red-square "face" (what the stand-in detector finds) bobs while a voiced tone speaks."""
+    import numpy as np
+
+    from emocast_core.video import write_mp4
+
+    n, rate = round(seconds * 25), 16000
+    video = np.full((n, 128, 128, 3), 0.5, np.float32)
+    for i in range(n):
+        x = 56 + round(3 * np.sin(i / 4 + phase))
+        video[i, 52:65, x:x + 13] = (1.0, 0.0, 0.0)
+    t = np.arange(int(seconds * rate)) / rate
+    voiced = sum(np.sin(2 * np.pi * 120 * h * t) / h for h in range(1, 6))
+    audio = (0.3 * voiced * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t + phase)) ** 2).astype(np.float32)
+    write_mp4(path, video, 25, audio=audio[None], sample_rate=rate)
+
+
+def test_lora_training_workflow(server):
+    videos = server.input_dir / "emocast_training_videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    for i, (emotion, caption) in enumerate([("happy", "She talks cheerfully."), ("angry", "He shouts, furious.")]):
+        _talking_video(videos / f"clip{i}.mp4", 1.2, phase=i)
+        (videos / f"clip{i}.txt").write_text(f"emotion: {emotion}\n{caption}\n")
+    workflow = json.loads((WORKFLOWS / "emocast_lora_training.json").read_text())
+    graph = server.ui_to_api(workflow)
+    for node in graph.values():
+        if node["class_type"] == "EmoCASTPrepareDataset":
+            node["inputs"]["resolution"] = 64
+        elif node["class_type"] == "EmoCASTTrainLoRA":
+            node["inputs"].update(steps=2, save_every=1, frames=0 if node["inputs"]["stage"] == "appearance" else 4)
+    entry = server.run(graph, timeout=900, workflow=workflow)
+
+    loras = sorted((server.models_dir / "loras" / "emocast").glob("my_speaker_6_steps_*_.safetensors"))
+    assert len(loras) == 1  # 3 stages x 2 steps, saved with its record
+    from training.lora import load_lora, stages_of
+
+    state, metadata = load_lora(loras[0])
+    assert [s["stage"] for s in stages_of(metadata)] == ["appearance", "lipsync", "emotion"]
+    for stage in ("appearance", "lipsync", "emotion"):
+        checkpoints = server.output_dir / "emocast_lora" / "my_speaker" / stage / "checkpoints"
+        assert len(list(checkpoints.glob("*.safetensors"))) >= 2, stage
+    pngs = [i for i in server.output_items(entry) if i["filename"].endswith(".png")]
+    assert pngs, "the loss graph was not saved"
+    dataset = server.output_dir / "emocast_datasets" / "my_speaker"
+    assert sorted(p.name for p in dataset.iterdir() if p.is_dir()) == ["clip0", "clip1"]
