@@ -13,9 +13,9 @@ Layout written by dataset preparation (`write_clip`, `write_uncond_text`):
         mask_level_<l>  [3, hw_l]      (full, face, lip) soft masks at latent/2**l, l = 0..3
     <root>/<clip_id>/meta.json         {"caption", "emotion" (MEAD name/code or null), "energy", "fps", "frames"}
 
-Preparation from real videos (25 fps face crop, VAE encode, vocal separation +
-wav2vec2, ArcFace, MediaPipe masks, motion energy) is a later step: it builds
-a `PreparedClip` per clip and calls `write_clip`.  Nothing here decodes video.
+Preparation from real videos (25 fps face crop, VAE encode, wav2vec2, ArcFace,
+MediaPipe masks, motion energy) is `training/prepare.py`: it builds a
+`PreparedClip` per clip and calls `write_clip`.  Nothing here decodes video.
 
 `ClipCache[WindowKey(clip, seed)]` draws, from `seed`, a window of F frames
 whose 2 preceding frames are the motion frames, and a reference frame at
