@@ -56,7 +56,7 @@ class AudioEmotiveEncode(io.ComfyNode):
     def execute(cls, audio, wav2vec_model, fps, separate_vocals) -> io.NodeOutput:
         try:
             waveform, rate = _first_item(audio)
-            bundle = load_wav2vec2(_wav2vec_folder(wav2vec_model), device=mm.unet_offload_device(),
+            bundle = load_wav2vec2(wav2vec_folder(wav2vec_model), device=mm.unet_offload_device(),
                                    dtype=torch.float32)
             device = mm.get_torch_device()
             bar = comfy.utils.ProgressBar(_BAR_STEPS)
@@ -96,7 +96,7 @@ def _first_item(audio) -> tuple[torch.Tensor, int]:
     return waveform[0], audio["sample_rate"]
 
 
-def _wav2vec_folder(name: str) -> str:
+def wav2vec_folder(name: str) -> str:
     if name == NO_MODEL or not list_model_dirs("wav2vec2"):
         roots = ", ".join(folder_paths.get_folder_paths("wav2vec2"))
         raise FileNotFoundError(

@@ -49,19 +49,20 @@ class EmotionPromptEncode(io.ComfyNode):
     def execute(cls, preset, prompt, transition_seconds, text_encoder, clip=None) -> io.NodeOutput:
         schedule = prompt if preset == "custom" else preset
         try:
-            encoder = cls._encoder(text_encoder, clip)
+            encoder = text_encoder_for(text_encoder, clip)
             emotion = encode_emotion(schedule, encoder, transition_seconds)
         except (ValueError, FileNotFoundError) as e:
             raise type(e)(f"EmoCAST Emotion Prompt: {e}") from e
         return io.NodeOutput(emotion)
 
-    @staticmethod
-    def _encoder(text_encoder: str, clip):
-        if text_encoder != USE_CLIP:
-            path = resolve_model_dir("text_encoders", text_encoder)
-            return load_clip_text(path, device=mm.text_encoder_device(), dtype=torch.float32,
-                                  expected_hidden=CLIP_L_HIDDEN)
-        if clip is None:
-            raise ValueError("no text encoder: connect the clip input (e.g. from Load Checkpoint with SD1.5) "
-                             "or choose a folder of models/text_encoders/ in text_encoder.")
-        return ComfyClipTextEncoder(clip, expected_hidden=CLIP_L_HIDDEN)
+
+def text_encoder_for(text_encoder: str, clip):
+    """The text source a node chose: a models/text_encoders folder, else the connected ComfyUI CLIP."""
+    if text_encoder != USE_CLIP:
+        path = resolve_model_dir("text_encoders", text_encoder)
+        return load_clip_text(path, device=mm.text_encoder_device(), dtype=torch.float32,
+                              expected_hidden=CLIP_L_HIDDEN)
+    if clip is None:
+        raise ValueError("no text encoder: connect the clip input (e.g. from Load Checkpoint with SD1.5) "
+                         "or choose a folder of models/text_encoders/ in text_encoder.")
+    return ComfyClipTextEncoder(clip, expected_hidden=CLIP_L_HIDDEN)

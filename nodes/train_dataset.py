@@ -24,8 +24,8 @@ from ..emocast_core.audio import load_wav2vec2
 from ..emocast_core.face import DEFAULT_CROP_SCALE, MODEL_SIZE, load_face_models
 from ..training.prepare import PrepareConfig, PrepareModels, prepare_dataset
 from ..training.prepare_sources import METADATA, VIDEO_EXTENSIONS
-from .audio_encode import NO_MODEL, _wav2vec_folder
-from .emotion_prompt import USE_CLIP, EmotionPromptEncode
+from .audio_encode import NO_MODEL, wav2vec_folder
+from .emotion_prompt import USE_CLIP, text_encoder_for
 from .model_folders import list_model_dirs
 from .portrait_prep import find_landmarker, list_insightface_dirs, resolve_insightface_dir
 from .vae_codec import ComfyVAECodec
@@ -135,9 +135,9 @@ class EmoCASTPrepareDataset(io.ComfyNode):
             device = mm.get_torch_device()
             models = PrepareModels(
                 vae=ComfyVAECodec(vae),
-                wav2vec=load_wav2vec2(_wav2vec_folder(wav2vec_model), device=mm.unet_offload_device(),
+                wav2vec=load_wav2vec2(wav2vec_folder(wav2vec_model), device=mm.unet_offload_device(),
                                       dtype=torch.float32),
-                text=EmotionPromptEncode._encoder(text_encoder, clip),
+                text=text_encoder_for(text_encoder, clip),
                 face=load_face_models(face_dir, find_landmarker(face_dir), prefer_cuda=device.type == "cuda"))
             config = PrepareConfig(resolution=resolution, crop_scale=crop_scale, max_seconds=max_seconds)
             bar = comfy.utils.ProgressBar(1)

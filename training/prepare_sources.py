@@ -26,10 +26,10 @@ import numpy as np
 
 if __package__ and "." in __package__:  # inside the pack (see _core.py)
     from ..emocast_core.text.presets import EMOTION_PRESETS, expand_preset, preset_name
-    from ..emocast_core.video.reader import _planar
+    from ..emocast_core.video.reader import planar_samples
 else:
     from emocast_core.text.presets import EMOTION_PRESETS, expand_preset, preset_name
-    from emocast_core.video.reader import _planar
+    from emocast_core.video.reader import planar_samples
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm")
 METADATA = "metadata.jsonl"
@@ -134,7 +134,7 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
         if not container.streams.audio:
             raise SkipVideo("no audio track")
         stream = container.streams.audio[0]
-        chunks = [_planar(frame) for frame in container.decode(stream)]
+        chunks = [planar_samples(frame) for frame in container.decode(stream)]
         rate = int(stream.sample_rate)
         stored = stream.duration * stream.time_base if stream.duration and stream.time_base else None
     if not chunks or sum(c.shape[1] for c in chunks) == 0:

@@ -65,7 +65,7 @@ def read_mp4(path) -> DecodedVideo:
                 if packet.stream is vstream:
                     frames.append(frame.to_ndarray(format="rgb24"))
                 else:
-                    chunks.append(_planar(frame))
+                    chunks.append(planar_samples(frame))
         fps = Fraction(vstream.average_rate) if vstream.average_rate else Fraction(0)
         duration = float(container.duration / av.time_base) if container.duration is not None else 0.0
         metadata = dict(container.metadata)
@@ -79,7 +79,7 @@ def read_mp4(path) -> DecodedVideo:
     return DecodedVideo(video, fps, duration, audio, sample_rate, metadata)
 
 
-def _planar(frame) -> np.ndarray:
+def planar_samples(frame) -> np.ndarray:
     """An audio frame as float32 [C, n] whatever its sample format."""
     data = frame.to_ndarray()
     if not frame.format.is_planar:  # packed: one row of interleaved samples
