@@ -9,10 +9,10 @@ windows that cover them under the clip's poses.  Features sit in head-local coor
 follow the per-frame head translation and roll; the shoulders only translate.
 
 `render(identity, frames)` takes an `Identity` and per-frame `FrameParams`
-arrays and returns uint8 [T, H, W, 3].  `mouth_box` / `mouth_darkness` measure
-the mouth opening of any rendering of that identity (ground truth or generated):
-the count of dark pixels (luminance < 0.22) in a box around the mouth that
-covers the head motion.
+arrays and returns uint8 [T, H, W, 3].  `mouth_darkness` measures the mouth
+opening of any rendering of that identity (ground truth or generated): the
+count of dark pixels (luminance < 0.22) in an ellipse around the mouth that
+covers the head motion (`mouth_mask`; `mouth_box` is its bounding box).
 """
 from __future__ import annotations
 
@@ -218,21 +218,28 @@ def _mouth(img, x, y, ident, fp, px):
     _paint(img, _cov(np.maximum(np.maximum(top - y, y - bottom), edge_x), px), MOUTH_DARK)
 
 
-def mouth_box(ident: Identity, size: int = 64) -> tuple[int, int, int, int]:
-    """(y0, y1, x0, x1) pixel box around the mouth, with margin for the head motion and expressions."""
-    cy = HEAD_Y + ident.mouth_y
-    x0, x1 = -ident.mouth_w * 1.25 - 0.08, ident.mouth_w * 1.25 + 0.08
-    y0, y1 = cy - 0.14, cy + ident.mouth_open * 0.75 + 0.1
+def _mouth_region(ident: Identity):
+    """Centre y and half-axes of an ellipse that holds the mouth at any opening and pose, clear of the chin."""
+    return HEAD_Y + ident.mouth_y + 0.02, ident.mouth_w * 1.15 + 0.04, 0.16
 
-    rows, cols = _pixels(y0, y1, size), _pixels(x0, x1, size)
+
+def mouth_box(ident: Identity, size: int = 64) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) pixel bounding box of the measured mouth region."""
+    cy, ax, by = _mouth_region(ident)
+    rows, cols = _pixels(cy - by, cy + by, size), _pixels(-ax, ax, size)
     return rows.start, rows.stop, cols.start, cols.stop
 
 
-def mouth_darkness(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Dark-pixel count per frame in `box`; frames uint8 [T, H, W, 3] or float 0..1."""
-    y0, y1, x0, x1 = box
-    crop = np.asarray(frames)[:, y0:y1, x0:x1, :].astype(np.float32)
-    if np.asarray(frames).dtype == np.uint8:
-        crop /= 255.0
-    luma = crop @ np.array([0.299, 0.587, 0.114], np.float32)
-    return (luma < DARK_LUMA).sum(axis=(1, 2)).astype(np.float32)
+def mouth_mask(ident: Identity, size: int = 64) -> np.ndarray:
+    """bool [H, W]: the elliptic mouth region (its corners would catch long hair beside the chin)."""
+    cy, ax, by = _mouth_region(ident)
+    grid = ((np.arange(size, dtype=np.float32) + 0.5) * (2.0 / size) - 1.0) / ZOOM
+    return (grid[None, :] / ax) ** 2 + ((grid[:, None] - cy) / by) ** 2 <= 1.0
+
+
+def mouth_darkness(frames: np.ndarray, ident: Identity) -> np.ndarray:
+    """Dark-pixel count per frame in the identity's mouth region; frames uint8 [T, H, W, 3] or float 0..1."""
+    frames = np.asarray(frames)
+    scale = 255.0 if frames.dtype == np.uint8 else 1.0
+    luma = frames.astype(np.float32) @ (np.array([0.299, 0.587, 0.114], np.float32) / scale)
+    return ((luma < DARK_LUMA) & mouth_mask(ident, frames.shape[1])).sum(axis=(1, 2)).astype(np.float32)

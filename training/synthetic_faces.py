@@ -15,6 +15,7 @@ output is an ordinary videos folder for dataset preparation
                               fields), seconds, frames, fps, sample_rate, audio_lead_s, envelope [T]
                               (speech.mouth_envelope), mouth_open [T] (drawn opening), eye_open [T],
                               head [T][tx, ty, roll], mouth_box [y0, y1, x0, x1]
+                              (face_drawing.mouth_box: the bounding box of the measured mouth region)
 
 Expressions (`EXPRESSIONS`, at intensity 1; a clip's intensity 0.8-1.15 scales
 every entry's distance from neutral):
@@ -113,15 +114,15 @@ def sample_identity(identity_seed: int) -> Identity:
     shirt = colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.3, 0.8), rng.uniform(0.3, 0.9))
     lips = tuple(float(v) for v in 0.5 * np.asarray(skin) + 0.5 * np.array([0.78, 0.3, 0.33]))
     iris = colorsys.hsv_to_rgb(rng.choice([0.08, 0.3, 0.55, 0.6]), rng.uniform(0.4, 0.8), rng.uniform(0.25, 0.6))
-    face_w = rng.uniform(0.34, 0.45)
+    face_w, face_h = rng.uniform(0.34, 0.45), rng.uniform(0.45, 0.54)
     return Identity(
         skin=skin, hair=hair, background=tuple(float(v) for v in bg), shirt=tuple(float(v) for v in shirt),
         lips=lips, iris=tuple(float(v) for v in iris), hair_style=int(rng.integers(4)),
-        face_w=face_w, face_h=rng.uniform(0.45, 0.54), jaw=rng.uniform(0.0, 1.0),
+        face_w=face_w, face_h=face_h, jaw=rng.uniform(0.0, 1.0),
         eye_dx=face_w * rng.uniform(0.38, 0.48), eye_y=rng.uniform(-0.1, -0.04),
         eye_w=rng.uniform(0.065, 0.085), eye_h=rng.uniform(0.04, 0.05),
         brow_gap=rng.uniform(0.045, 0.065), brow_len=rng.uniform(0.1, 0.13), brow_w=rng.uniform(0.022, 0.03),
-        mouth_y=rng.uniform(0.24, 0.29), mouth_w=rng.uniform(0.11, 0.15), mouth_open=rng.uniform(0.11, 0.14))
+        mouth_y=rng.uniform(0.46, 0.53) * face_h, mouth_w=rng.uniform(0.11, 0.15), mouth_open=rng.uniform(0.11, 0.14))
 
 
 def expression_params(emotion: str, envelope: np.ndarray, intensity: float = 1.0) -> dict[str, np.ndarray]:
