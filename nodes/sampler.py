@@ -5,7 +5,6 @@ import math
 
 import comfy.model_management as mm
 import comfy.utils
-import torch
 from comfy_api.latest import io
 
 from ..emocast_core.pipeline import TalkingHeadRequest, generate_talking_head

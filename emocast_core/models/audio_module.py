@@ -8,7 +8,6 @@ scaled by the user's (pose, face, lip) weights and added; GEGLU feed-forward.
 """
 from __future__ import annotations
 
-import torch
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
 from torch import nn
