@@ -146,21 +146,3 @@ def test_make_dataset_writes_decodable_videos_sidecars_and_labels(tmp_path):
         assert 1.0 <= lab["seconds"] <= 1.6 and (video.width, video.height) == (64, 64)
         assert abs(video.audio_duration - lab["frames"] / 25) <= 1 / 25
         assert len(lab["mouth_open"]) == len(lab["envelope"]) == len(lab["head"]) == lab["frames"]
-
-
-def test_imports_the_core_relatively_inside_the_pack():
-    import importlib
-    import sys
-    import types
-    from pathlib import Path
-
-    name = "emocast_synthetic_probe"
-    pack = types.ModuleType(name)
-    pack.__path__ = [str(Path(__file__).resolve().parents[1])]
-    sys.modules[name] = pack
-    try:
-        module = importlib.import_module(f"{name}.training.synthetic_faces")
-        assert module.write_mp4.__module__ == f"{name}.emocast_core.video.writer"
-    finally:
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            del sys.modules[key]

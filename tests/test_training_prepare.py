@@ -235,27 +235,6 @@ def test_descriptions(tmp_path):
         scan_folder(tmp_path / "nope")
 
 
-def test_prepare_imports_the_core_relatively_inside_the_pack():
-    import importlib
-    import sys
-    import types
-
-    from tests.training_helpers import REPO
-
-    name = "emocast_pack_probe_prepare"
-    pack = types.ModuleType(name)
-    pack.__path__ = [str(REPO)]
-    sys.modules[name] = pack
-    try:
-        prepare = importlib.import_module(f"{name}.training.prepare")
-        sources = importlib.import_module(f"{name}.training.prepare_sources")
-        assert prepare.prepare_portrait.__module__ == f"{name}.emocast_core.face.portrait"
-        assert sources.expand_preset.__module__ == f"{name}.emocast_core.text.presets"
-    finally:
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            del sys.modules[key]
-
-
 @pytest.mark.slow
 def test_training_loss_falls_on_prepared_videos(prepared):
     """Videos written with PyAV -> prepared cache -> a few dozen LoRA steps lower the held-fixed evaluation loss."""

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.training_helpers import CFG, REPO, cache, tiny_net
+from tests.training_helpers import CFG, cache, tiny_net
 from training.objective import ConditionDropout, ObjectiveConfig, draw
 from training.stages import STAGE_ORDER, stage_target_modules
 from training.trainer import EmoCASTTrainer, TrainConfig
@@ -66,22 +66,3 @@ def test_only_the_stage_lora_trains_and_every_adapter_gets_gradient(stage, data)
         trainer.close()
     assert not any("lora" in n for n, _ in net.named_parameters())  # close() gives the plain net back
     assert CFG == net.config
-
-
-def test_training_imports_the_core_relatively_inside_the_pack():
-    import importlib
-    import sys
-    import types
-
-    name = "emocast_pack_probe"
-    pack = types.ModuleType(name)
-    pack.__path__ = [str(REPO)]
-    sys.modules[name] = pack
-    try:
-        trainer = importlib.import_module(f"{name}.training.trainer")
-        core = importlib.import_module(f"{name}.training._core")
-        assert core.EmoCASTNet.__module__ == f"{name}.emocast_core.models.net"  # the pack's own core
-        assert trainer.EmoCASTTrainer.__module__ == f"{name}.training.trainer"
-    finally:
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            del sys.modules[key]
