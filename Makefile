@@ -1,6 +1,7 @@
 # ComfyUI-EmoCAST developer tasks.  CI runs `make test` (see .ci/run).
 #
-#   make setup   build or reuse the venv + ComfyUI 0.3.75 (scripts/provision.sh);
+#   make setup   install missing Debian packages (espeak-ng, ffmpeg) when root, build
+#                or reuse the venv + ComfyUI 0.3.75 (scripts/provision.sh);
 #                writes their paths to .cache/env.mk
 #   make test    setup, then the whole pytest suite, real-ComfyUI tests included
 #                (extra pytest arguments: make test PYTEST_ARGS="-k server -x")
@@ -26,6 +27,7 @@ help:
 
 setup:
 	@mkdir -p .cache
+	@bash scripts/system_packages.sh
 	@bash scripts/provision.sh > $(ENV_MK).tmp
 	@mv $(ENV_MK).tmp $(ENV_MK)
 	@cat $(ENV_MK)
