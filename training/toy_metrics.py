@@ -8,15 +8,17 @@ labels.jsonl records, so generated frames are measured where the face is drawn:
   region) and the speech envelope; r of a constant series (a still mouth) is
   undefined and counts as 0.
 - `EmotionClassifier`: multinomial logistic regression on `emotion_features`:
-  each frame is shifted onto the portrait by the centroid of its skin-coloured
-  pixels (the head sways and nods), resized to 64², and the grey difference to
-  the portrait is cropped in a brow/eye/nose band and a mouth band placed by
-  the identity's geometry, 2x2-pooled, minus each band's median (a global
+  each frame is resized to 64² and shifted onto the portrait by the centroid of
+  its skin-coloured pixels above the mouth (`face_offset`: the head sways and
+  nods; the frame's global colour drift is removed before the colour test),
+  and the grey difference to the portrait is cropped in a brow/eye/nose band
+  and a mouth band placed by the identity's geometry, 2x2-pooled, minus each band's median (a global
   brightness drift is no expression).  Differences to the neutral portrait
   cancel the identity, so a classifier fitted on training identities transfers.
 - `identity_error`: mean absolute colour difference (0..1) of the median skin
-  colour and of the median background colour, frames vs portrait, over pixels that are skin or
-  background in the portrait and stay so under head motion (eroded masks).
+  colour and of the median background colour, frames vs portrait, over pixels
+  that are skin (above the mouth) or background in the portrait and stay so
+  under head motion (eroded masks).
 """
 from __future__ import annotations
 
@@ -47,26 +49,41 @@ def _float(frames) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
 
 
-def _palette(ident: Identity) -> torch.Tensor:
-    """Colours a pixel may be nearest to; index 0 is the face's skin (the neck is darker skin)."""
-    return torch.tensor([ident.skin, tuple(0.82 * np.asarray(ident.skin)), ident.hair, ident.background,
-                         ident.shirt, ident.lips], dtype=torch.float32)
-
-
 def _skin(img: torch.Tensor, ident: Identity) -> torch.Tensor:
-    """bool [T, S, S]: pixels nearest to the skin colour (robust to a generator's small colour drift)."""
+    """float [T, S, S]: 1 where a pixel is nearer the skin than the hair, backdrop, shirt and lips (robust to
+    a generator's colour drift; the darker neck counts as skin, so callers keep to rows above the chin)."""
     t, _, h, w = img.shape
-    d = torch.cdist(img.permute(0, 2, 3, 1).reshape(-1, 3), _palette(ident))
-    return (d.argmin(1) == 0).reshape(t, h, w)
+    palette = torch.tensor([ident.skin, ident.hair, ident.background, ident.shirt, ident.lips], dtype=torch.float32)
+    d = torch.cdist(img.permute(0, 2, 3, 1).reshape(-1, 3), palette)
+    return (d.argmin(1) == 0).reshape(t, h, w).float()
 
 
-def _centroid(mask: torch.Tensor) -> torch.Tensor:
-    """[T, 2] (x, y) pixel centroid of each mask."""
-    size = mask.shape[-1]
-    grid = torch.arange(size, dtype=torch.float32)
-    w = mask.float()
-    n = w.sum((1, 2)).clamp_min(1.0)
+def _centroid(w: torch.Tensor) -> torch.Tensor:
+    """[T, 2] (x, y) pixel centroid of each weight map [T, S, S]."""
+    grid = torch.arange(w.shape[-1], dtype=torch.float32)
+    n = w.sum((1, 2)).clamp_min(1e-6)
     return torch.stack([(w.sum(1) * grid).sum(1) / n, (w.sum(2) * grid).sum(1) / n], 1)
+
+
+def _above(cut: torch.Tensor, size: int) -> torch.Tensor:
+    """[T, S, 1] soft weight of rows above row `cut` [T] (fractional, so the centroid moves smoothly)."""
+    return (cut[:, None, None] - torch.arange(size, dtype=torch.float32)[None, :, None] + 0.5).clamp(0.0, 1.0)
+
+
+def face_offset(img: torch.Tensor, ref: torch.Tensor, ident: Identity) -> torch.Tensor:
+    """[T, 2] pixel shift of each frame's face from the portrait's: skin centroids above a cut under the mouth.
+
+    The cut follows the face (a fixed one would halve the vertical shift), found by fixed-point passes."""
+    size = img.shape[-1]
+    cut = torch.tensor([float(_row(ident.mouth_y + 0.06, size))])
+    ref_c = _centroid(_skin(ref, ident) * _above(cut, size))
+    # A global colour drift (a generator's tint) would move pixels across the palette: take it out first.
+    drift = img.flatten(2).median(2).values - ref.flatten(2).median(2).values
+    skin = _skin(img - drift[:, :, None, None], ident)
+    off = torch.zeros(len(img), 2)
+    for _ in range(6):  # each pass divides the vertical error by two
+        off = _centroid(skin * _above(cut + off[:, 1], size)) - ref_c
+    return off
 
 
 def _shift(img: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
@@ -89,8 +106,7 @@ def emotion_features(frames: np.ndarray, portrait: np.ndarray, ident: Identity) 
     if img.shape[-1] != FEATURE_SIZE:
         img = F.interpolate(img, size=(FEATURE_SIZE,) * 2, mode="area")
         ref = F.interpolate(ref, size=(FEATURE_SIZE,) * 2, mode="area")
-    offset = _centroid(_skin(img, ident)) - _centroid(_skin(ref, ident))
-    diff = ((_shift(img, offset) - ref).permute(0, 2, 3, 1) @ _LUMA)[:, None]
+    diff = ((_shift(img, face_offset(img, ref, ident)) - ref).permute(0, 2, 3, 1) @ _LUMA)[:, None]
     ey, my = _row(ident.eye_y - 0.07), _row(ident.mouth_y)
     bands = [diff[:, :, ey - 10:ey + 10, 12:52], diff[:, :, my - 8:my + 8, 18:46]]
     feats = []
@@ -108,11 +124,12 @@ class EmotionClassifier:
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, classes: int, steps: int = 300, decay: float = 1e-3,
-            seed: int = 0) -> "EmotionClassifier":
+            std_floor: float = 0.05, seed: int = 0) -> "EmotionClassifier":
         torch.manual_seed(seed)
         x = torch.from_numpy(x).float()
         y = torch.from_numpy(np.asarray(y)).long()
-        mean, std = x.mean(0), x.std(0) + 1e-3
+        # The floor keeps pixels that never change in training from amplifying a generator's small errors.
+        mean, std = x.mean(0), x.std(0).clamp_min(std_floor)
         z = (x - mean) / std
         lin = torch.nn.Linear(z.shape[1], classes)
         opt = torch.optim.LBFGS(lin.parameters(), lr=1.0, max_iter=steps, history_size=20,
@@ -150,7 +167,8 @@ def identity_error(frames: np.ndarray, portrait: np.ndarray, ident: Identity) ->
     img, ref = _float(frames), _float(portrait[None])
     size = ref.shape[-1]
     px = max(1, round(size * 0.05))  # head motion reaches about ±0.05 of the frame width
-    skin = _erode(_skin(ref, ident)[0], px)
+    above_mouth = _above(torch.tensor([float(_row(ident.mouth_y, size))]), size)  # clear of the neck
+    skin = _erode((_skin(ref, ident) * above_mouth)[0] > 0.5, px)
     bg_d = ((ref[0] - torch.tensor(ident.background)[:, None, None]).abs().amax(0))
     background = _erode(bg_d < 0.15, px)  # the backdrop has a soft vertical gradient
     err = []
