@@ -19,6 +19,10 @@ from .models import EmoCASTNet
 
 PREFIXES = ("reference_unet.", "denoising_unet.", "face_locator.", "imageproj.", "audioproj.")
 CONFIG_METADATA_KEY = "emocast_config"
+# Small models (the demo) carry their own autoencoder: ComfyUI's VAE loader only
+# builds the SD architecture, so it travels in the checkpoint under this prefix.
+VAE_PREFIX = "vae."
+VAE_CONFIG_METADATA_KEY = "emocast_vae_config"
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -155,34 +159,68 @@ def check_keys(state: dict[str, torch.Tensor], model: torch.nn.Module, name: str
         )
 
 
-def load_net(
+def _assign(module: torch.nn.Module, state: dict, dtype: torch.dtype, device) -> torch.nn.Module:
+    cast = {k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in state.items()}
+    module.load_state_dict(cast, strict=True, assign=True)
+    return module.eval().requires_grad_(False)
+
+
+def load_checkpoint(
     path: str | os.PathLike,
     dtype: torch.dtype = torch.float16,
     device: str | torch.device = "cpu",
     config: EmoCASTConfig | None = None,
-) -> EmoCASTNet:
-    """Build the networks on the meta device and assign the file's weights, cast to `dtype`."""
+):
+    """(networks, bundled autoencoder or None): built on the meta device, the file's weights assigned, cast to `dtype`."""
     state, metadata = read_state_dict(path)
+    vae_state = {k[len(VAE_PREFIX):]: state.pop(k) for k in [k for k in state if k.startswith(VAE_PREFIX)]}
     config = config or infer_config(state, metadata)
     with torch.device("meta"):
         net = EmoCASTNet(config)
     check_keys(state, net, Path(path).name)
     device = torch.device(device)
-    cast = {k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in state.items()}
+    net = _assign(net, state, dtype, device)
     del state
-    net.load_state_dict(cast, strict=True, assign=True)
-    return net.eval().requires_grad_(False)
+    vae = _bundled_vae(vae_state, metadata, Path(path).name, dtype, device) if vae_state else None
+    return net, vae
 
 
-def save_net(net: EmoCASTNet, path: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict | None = None):
-    """Write a safetensors checkpoint with the config in its metadata (what `load_net` reads back)."""
+def load_net(path: str | os.PathLike, dtype: torch.dtype = torch.float16, device: str | torch.device = "cpu",
+             config: EmoCASTConfig | None = None) -> EmoCASTNet:
+    """The networks of a checkpoint (a bundled autoencoder, if any, is left out)."""
+    return load_checkpoint(path, dtype, device, config)[0]
+
+
+def _bundled_vae(state: dict, metadata: dict, name: str, dtype, device):
+    from diffusers import AutoencoderKL
+
+    if VAE_CONFIG_METADATA_KEY not in metadata:
+        raise CheckpointError(f"{name} holds '{VAE_PREFIX}' tensors but no {VAE_CONFIG_METADATA_KEY} metadata")
+    with torch.device("meta"):
+        vae = AutoencoderKL(**json.loads(metadata[VAE_CONFIG_METADATA_KEY]))
+    expected = set(vae.state_dict())
+    if set(state) != expected:
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise CheckpointError(f"{name}: the bundled autoencoder does not match its config "
+                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return _assign(vae, state, dtype, device)
+
+
+def save_net(net: EmoCASTNet, path: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict | None = None,
+             vae=None):
+    """Write a safetensors checkpoint with the config in its metadata (what `load_checkpoint` reads back).
+
+    `vae`: an optional diffusers AutoencoderKL to bundle (small models whose autoencoder
+    is not SD's); it is stored under the `vae.` prefix with its config.
+    """
     from safetensors.torch import save_file
 
-    state = {
-        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
-        for k, v in net.state_dict().items()
-    }
+    cast = lambda v: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()  # noqa: E731
+    state = {k: cast(v) for k, v in net.state_dict().items()}
     metadata = {CONFIG_METADATA_KEY: json.dumps(net.config.to_dict()), **(extra or {})}
+    if vae is not None:
+        state.update({VAE_PREFIX + k: cast(v) for k, v in vae.state_dict().items()})
+        metadata[VAE_CONFIG_METADATA_KEY] = json.dumps({k: v for k, v in vae.config.items() if not k.startswith("_")})
     _atomic_save(lambda tmp: save_file(state, tmp, metadata=metadata), path)
 
 

@@ -6,7 +6,7 @@ import comfy.model_management as mm
 import torch
 from comfy_api.latest import io
 
-from ..emocast_core.weights import DTYPES, load_net
+from ..emocast_core.weights import DTYPES, load_checkpoint
 from .model_handle import EmoCASTModel
 
 NO_FILES = "(no files in models/emocast)"
@@ -48,7 +48,7 @@ class LoadEmoCAST(io.ComfyNode):
         path = folder_paths.get_full_path_or_raise("emocast", checkpoint)
         torch_dtype = resolve_dtype(dtype, mm.get_torch_device())
         try:
-            net = load_net(path, dtype=torch_dtype, device=mm.unet_offload_device())
+            net, vae = load_checkpoint(path, dtype=torch_dtype, device=mm.unet_offload_device())
         except ValueError as err:
             raise ValueError(f"Load EmoCAST: {err}") from err
-        return io.NodeOutput(EmoCASTModel.wrap(net, torch_dtype, checkpoint))
+        return io.NodeOutput(EmoCASTModel.wrap(net, torch_dtype, checkpoint, vae=vae))

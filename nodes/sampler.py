@@ -7,7 +7,7 @@ import comfy.model_management as mm
 import comfy.utils
 from comfy_api.latest import io
 
-from ..emocast_core.pipeline import TalkingHeadRequest, generate_talking_head
+from ..emocast_core.pipeline import DiffusersVAECodec, TalkingHeadRequest, generate_talking_head
 from .vae_codec import ComfyVAECodec
 
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -27,6 +27,16 @@ def _check_compatible(model, portrait, audio, emotion) -> None:
     if portrait.face_embedding.shape[-1] != cfg.face_embed_dim:
         raise ValueError(f"EmoCAST Sampler: face embedding of {portrait.face_embedding.shape[-1]} values, "
                          f"the model expects {cfg.face_embed_dim}")
+
+
+def _codec(model, vae):
+    """The connected ComfyUI VAE, else the autoencoder the checkpoint bundles."""
+    if vae is not None:
+        return ComfyVAECodec(vae)
+    if model.vae is not None:
+        return DiffusersVAECodec(model.vae, scale=model.vae.config.scaling_factor)
+    raise ValueError("EmoCAST Sampler: connect a VAE (sd-vae-ft-mse through Load VAE); this checkpoint does not "
+                     "bundle an autoencoder")
 
 
 def trimmed_audio(audio, num_frames: int, fps: float) -> dict | None:
@@ -49,7 +59,9 @@ class EmoCASTSampler(io.ComfyNode):
                         "16 frames per clip, each clip continuing from the last two frames of the previous one.",
             inputs=[
                 io.Custom("EMOCAST_MODEL").Input("model", tooltip="From Load EmoCAST."),
-                io.Vae.Input("vae", tooltip="The SD1.5 VAE the model was trained with: sd-vae-ft-mse (Load VAE)."),
+                io.Vae.Input("vae", optional=True, tooltip=(
+                    "The SD1.5 VAE the model was trained with: sd-vae-ft-mse (Load VAE). Optional only for "
+                    "checkpoints that bundle their own autoencoder (small demo models).")),
                 io.Custom("EMOCAST_PORTRAIT").Input("portrait", tooltip="From EmoCAST Portrait Prep."),
                 io.Custom("EMOCAST_AUDIO").Input("audio_features", tooltip="From EmoCAST Audio Encode; its length sets the video's."),
                 io.Custom("EMOCAST_EMOTION").Input("emotion", tooltip="From EmoCAST Emotion Prompt; keyframes change the emotion over time."),
@@ -77,9 +89,10 @@ class EmoCASTSampler(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, vae, portrait, audio_features, emotion, seed, steps, cfg, pose_weight, face_weight,
-                lip_weight, paste_back, feather) -> io.NodeOutput:
+    def execute(cls, model, portrait, audio_features, emotion, seed, steps, cfg, pose_weight, face_weight,
+                lip_weight, paste_back, feather, vae=None) -> io.NodeOutput:
         _check_compatible(model, portrait, audio_features, emotion)
+        codec = _codec(model, vae)
         audio = audio_features
         padded = audio.num_clips * audio.clip_length
         per_frame = None if emotion.is_constant else emotion.per_frame(padded, audio.fps)
@@ -109,8 +122,10 @@ class EmoCASTSampler(io.ComfyNode):
             model.load_to_device()
 
         device = model.load_to_device()
+        if model.vae is not None and vae is None:
+            model.vae.to(device)
         frames = generate_talking_head(
-            model.net, ComfyVAECodec(vae), request, device=device, dtype=model.dtype, on_step=on_step,
+            model.net, codec, request, device=device, dtype=model.dtype, on_step=on_step,
             before_clip=before_clip, after_clip=lambda _c: mm.soft_empty_cache(),
         )
         images = frames.float() / 255

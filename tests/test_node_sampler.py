@@ -214,3 +214,24 @@ def test_lora_errors(comfy, lora_file):
              "denoising_unet.no_such.layer.alpha": torch.tensor(2.0)}
     with pytest.raises(ValueError, match="lacks"):
         comfy.run_node("ApplyEmoCASTLoRA", model=base, lora_name=lora_file.name, strength=1.0, lora=stray)
+
+
+# --------------------------------------------------------------------------- bundled autoencoder
+def test_sampler_uses_an_autoencoder_bundled_in_the_checkpoint(comfy):
+    from emocast_core.weights import save_net
+
+    torch.manual_seed(0)
+    small = AutoencoderKL(block_out_channels=(32,) * 4, down_block_types=("DownEncoderBlock2D",) * 4,
+                          up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1, latent_channels=4).eval()
+    save_net(fill_deterministic(EmoCASTNet(CFG)), comfy.models_dir / "emocast" / "tiny_bundle.safetensors", vae=small)
+    model = comfy.run_node("LoadEmoCAST", checkpoint="tiny_bundle.safetensors", dtype="fp32").result[0]
+    assert model.vae is not None
+    portrait, audio, emotion = make_inputs(frames=5)
+    inputs = dict(model=model, portrait=portrait, audio_features=audio, emotion=emotion, seed=42, steps=1, cfg=3.5,
+                  pose_weight=1.0, face_weight=1.0, lip_weight=1.0, paste_back=False, feather=24)
+    images = comfy.run_node("EmoCASTSampler", **inputs).result[0]
+    assert images.shape == (5, SIZE, SIZE, 3)
+
+    plain = comfy.run_node("LoadEmoCAST", checkpoint="tiny_net.pth", dtype="fp32").result[0]
+    with pytest.raises(ValueError, match="connect a VAE"):
+        comfy.run_node("EmoCASTSampler", **{**inputs, "model": plain})

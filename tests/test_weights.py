@@ -163,3 +163,40 @@ def test_pickled_objects_are_never_executed(tmp_path):
     with pytest.raises(CheckpointError):
         load_net(path)
     assert not marker.exists()
+
+
+def small_vae():
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    return AutoencoderKL(block_out_channels=(32,) * 4, down_block_types=("DownEncoderBlock2D",) * 4,
+                         up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1, latent_channels=4,
+                         scaling_factor=0.5)
+
+
+def test_checkpoint_can_bundle_its_own_autoencoder(tmp_path, tiny_state):
+    from emocast_core.weights import load_checkpoint
+
+    vae = small_vae()
+    path = tmp_path / "bundle.safetensors"
+    save_net(load_net_from_state(tiny_state), path, vae=vae)
+    net, loaded = load_checkpoint(path, dtype=torch.float32)
+    assert net.config == TINY and loaded.config.scaling_factor == 0.5
+    for key, value in vae.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    assert load_net(path, dtype=torch.float32).config == TINY  # the networks alone still load
+    plain = tmp_path / "plain.safetensors"
+    save_net(load_net_from_state(tiny_state), plain)
+    assert load_checkpoint(plain, dtype=torch.float32)[1] is None
+
+
+def test_bundled_autoencoder_without_its_config_is_refused(tmp_path, tiny_state):
+    from safetensors.torch import save_file
+
+    from emocast_core.weights import load_checkpoint
+
+    state = {**tiny_state, "vae.encoder.conv_in.weight": torch.zeros(32, 3, 3, 3)}
+    path = tmp_path / "odd.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    with pytest.raises(CheckpointError, match="no emocast_vae_config"):
+        load_checkpoint(path, dtype=torch.float32, config=TINY)
