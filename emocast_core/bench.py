@@ -96,15 +96,14 @@ def run_pipeline(config: str, device: str, dtype: str, size: int, seconds: float
     from diffusers import AutoencoderKL
 
     from .audio.features import AudioFeatures
-    from .pipeline import DiffusersVAECodec, TalkingHeadRequest, generate_talking_head
+    from .pipeline import SD_VAE_ARCHITECTURE, DiffusersVAECodec, TalkingHeadRequest, generate_talking_head
 
     cfg = getattr(EmoCASTConfig, config)()
     device, torch_dtype = torch.device(device), DTYPES[dtype]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     net = EmoCASTNet(cfg).to(device, torch_dtype).eval().requires_grad_(False)
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2).to(device, torch_dtype).eval()
+    vae = AutoencoderKL(**SD_VAE_ARCHITECTURE).to(device, torch_dtype).eval()
     g = torch.Generator().manual_seed(0)
     frames = max(1, round(seconds * 25))
     padded = -(-frames // cfg.clip_length) * cfg.clip_length

@@ -76,6 +76,16 @@ class EmoCASTConfig:
     def time_embed_dim(self) -> int:
         return 4 * self.block_out_channels[0]
 
+    def down_block_channels(self) -> list[tuple[int, int]]:
+        """(in, out) channels of the 4 down blocks, in the SD1.5 UNet's order."""
+        ch = self.block_out_channels
+        return [(ch[max(i - 1, 0)], ch[i]) for i in range(4)]
+
+    def up_block_channels(self) -> list[tuple[int, int, int]]:
+        """(skip in, out, previous block's out) channels of the 4 up blocks (diffusers' naming)."""
+        rev = list(reversed(self.block_out_channels))
+        return [(rev[min(i + 1, 3)], rev[i], rev[max(i - 1, 0)]) for i in range(4)]
+
     def to_dict(self) -> dict:
         return asdict(self)
 

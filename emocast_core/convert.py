@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .weights import CONFIG_METADATA_KEY, DTYPES, _atomic_save, check_keys, infer_config, read_state_dict
+from .weights import CONFIG_METADATA_KEY, DTYPES, atomic_save, check_keys, infer_config, read_state_dict
 
 
 def convert(src: str, dst: str, dtype: str = "fp16") -> dict:
@@ -32,7 +32,7 @@ def convert(src: str, dst: str, dtype: str = "fp16") -> dict:
     target = DTYPES[dtype]
     out = {k: (v.to(target) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
     meta = {CONFIG_METADATA_KEY: json.dumps(config.to_dict()), "source": Path(src).name, "dtype": dtype}
-    _atomic_save(lambda tmp: save_file(out, tmp, metadata=meta), dst)
+    atomic_save(lambda tmp: save_file(out, tmp, metadata=meta), dst)
     return {"keys": len(out), "parameters": sum(v.numel() for v in out.values()), "dtype": dtype, "output": dst}
 
 

@@ -221,10 +221,11 @@ def save_net(net: EmoCASTNet, path: str | os.PathLike, dtype: torch.dtype | None
     if vae is not None:
         state.update({VAE_PREFIX + k: cast(v) for k, v in vae.state_dict().items()})
         metadata[VAE_CONFIG_METADATA_KEY] = json.dumps({k: v for k, v in vae.config.items() if not k.startswith("_")})
-    _atomic_save(lambda tmp: save_file(state, tmp, metadata=metadata), path)
+    atomic_save(lambda tmp: save_file(state, tmp, metadata=metadata), path)
 
 
-def _atomic_save(write, path: str | os.PathLike) -> None:
+def atomic_save(write, path: str | os.PathLike) -> None:
+    """Run `write(temporary path)`, then rename onto `path`: a failed write never leaves a partial file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
     try:

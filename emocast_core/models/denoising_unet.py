@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import nn
 
 from ..config import EmoCASTConfig
 from .attention_processors import ReferenceReadProcessor
 from .reference_bank import ReferenceBank
 from .spatial import install_processors
+from .timestep import add_time_embedding, embed_timesteps
 from .unet_3d_blocks import (
     CrossAttnDownBlock3D,
     CrossAttnUpBlock3D,
@@ -26,28 +26,18 @@ class DenoisingUNet(nn.Module):
         self.config = cfg
         ch = cfg.block_out_channels
         self.conv_in = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
-        self.time_proj = Timesteps(ch[0], cfg.flip_sin_to_cos, cfg.freq_shift)
-        self.time_embedding = TimestepEmbedding(ch[0], cfg.time_embed_dim)
+        add_time_embedding(self, cfg)
 
-        self.down_blocks = nn.ModuleList()
-        c_out = ch[0]
-        for i in range(4):
-            c_in, c_out = c_out, ch[i]
-            block = CrossAttnDownBlock3D(cfg, c_in, c_out, add_downsample=True) if i < 3 else DownBlock3D(cfg, c_in, c_out)
-            self.down_blocks.append(block)
+        self.down_blocks = nn.ModuleList(
+            CrossAttnDownBlock3D(cfg, c_in, c_out, add_downsample=True) if i < 3 else DownBlock3D(cfg, c_in, c_out)
+            for i, (c_in, c_out) in enumerate(cfg.down_block_channels())
+        )
         self.mid_block = UNetMidBlock3DCrossAttn(cfg, ch[-1])
-        self.up_blocks = nn.ModuleList()
-        rev = list(reversed(ch))
-        c_out = rev[0]
-        for i in range(4):
-            c_prev, c_out, c_in = c_out, rev[i], rev[min(i + 1, 3)]
-            last = i == 3
-            block = (
-                UpBlock3D(cfg, c_in, c_out, c_prev, add_upsample=True)
-                if i == 0
-                else CrossAttnUpBlock3D(cfg, c_in, c_out, c_prev, add_upsample=not last)
-            )
-            self.up_blocks.append(block)
+        self.up_blocks = nn.ModuleList(
+            UpBlock3D(cfg, c_in, c_out, c_prev, add_upsample=True) if i == 0
+            else CrossAttnUpBlock3D(cfg, c_in, c_out, c_prev, add_upsample=i < 3)
+            for i, (c_in, c_out, c_prev) in enumerate(cfg.up_block_channels())
+        )
         self.conv_norm_out = nn.GroupNorm(cfg.norm_num_groups, ch[0], eps=cfg.norm_eps)
         self.conv_out = nn.Conv2d(ch[0], cfg.out_channels, 3, padding=1)
 
@@ -85,9 +75,7 @@ class DenoisingUNet(nn.Module):
         face_features [B, C0, F, h, w] from the FaceLocator.
         """
         batch, _, frames = sample.shape[:3]
-        t = torch.as_tensor(timestep, device=sample.device)
-        t = t.reshape(-1).expand(batch) if t.numel() == 1 else t
-        temb = self.time_embedding(self.time_proj(t).to(sample.dtype))
+        temb = embed_timesteps(self, timestep, batch, sample)
         if emotion_tokens.dim() == 3:
             emotion_tokens = emotion_tokens.unsqueeze(1).expand(-1, frames, -1, -1)
         ctx = DenoiseContext(

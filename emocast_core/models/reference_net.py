@@ -6,13 +6,13 @@ Built from diffusers' own SD1.5 blocks; it has no conv_norm_out/conv_out
 from __future__ import annotations
 
 import torch
-from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2DCrossAttn, get_down_block, get_up_block
 from torch import nn
 
 from ..config import SD15_UNET_CONFIG, EmoCASTConfig
 from .attention_processors import ReferenceWriteProcessor
 from .spatial import install_processors
+from .timestep import add_time_embedding, embed_timesteps
 
 
 class ReferenceNet(nn.Module):
@@ -32,31 +32,25 @@ class ReferenceNet(nn.Module):
             num_layers=cfg.layers_per_block,
         )
         self.conv_in = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
-        self.time_proj = Timesteps(ch[0], cfg.flip_sin_to_cos, cfg.freq_shift)
-        self.time_embedding = TimestepEmbedding(ch[0], cfg.time_embed_dim)
-        self.down_blocks = nn.ModuleList()
-        c_out = ch[0]
-        for i, kind in enumerate(SD15_UNET_CONFIG["down_block_types"]):
-            c_in, c_out = c_out, ch[i]
-            self.down_blocks.append(
-                get_down_block(kind, in_channels=c_in, out_channels=c_out, add_downsample=i < 3,
-                               downsample_padding=cfg.downsample_padding, **common)
-            )
+        add_time_embedding(self, cfg)
+        self.down_blocks = nn.ModuleList(
+            get_down_block(kind, in_channels=c_in, out_channels=c_out, add_downsample=i < 3,
+                           downsample_padding=cfg.downsample_padding, **common)
+            for i, (kind, (c_in, c_out)) in enumerate(zip(SD15_UNET_CONFIG["down_block_types"],
+                                                          cfg.down_block_channels()))
+        )
         self.mid_block = UNetMidBlock2DCrossAttn(
             in_channels=ch[-1], temb_channels=cfg.time_embed_dim, resnet_eps=cfg.norm_eps,
             resnet_groups=cfg.norm_num_groups, cross_attention_dim=cfg.cross_attention_dim,
             num_attention_heads=cfg.num_heads,
         )
-        self.up_blocks = nn.ModuleList()
-        rev = list(reversed(ch))
-        c_out = rev[0]
-        for i, kind in enumerate(SD15_UNET_CONFIG["up_block_types"]):
-            c_prev, c_out, c_in = c_out, rev[i], rev[min(i + 1, 3)]
-            common_up = {**common, "num_layers": cfg.layers_per_block + 1}
-            self.up_blocks.append(
-                get_up_block(kind, in_channels=c_in, out_channels=c_out, prev_output_channel=c_prev,
-                             add_upsample=i < 3, resolution_idx=i, **common_up)
-            )
+        common_up = {**common, "num_layers": cfg.layers_per_block + 1}
+        self.up_blocks = nn.ModuleList(
+            get_up_block(kind, in_channels=c_in, out_channels=c_out, prev_output_channel=c_prev,
+                         add_upsample=i < 3, resolution_idx=i, **common_up)
+            for i, (kind, (c_in, c_out, c_prev)) in enumerate(zip(SD15_UNET_CONFIG["up_block_types"],
+                                                                  cfg.up_block_channels()))
+        )
         install_processors(self, ReferenceWriteProcessor, cfg.face_tokens)
 
     def _writers(self):
@@ -67,8 +61,7 @@ class ReferenceNet(nn.Module):
     def forward(self, latents: torch.Tensor, timestep, text_face_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         """Run on latents [R, 4, h, w] and return the bank: block path -> [R, hw, C]."""
         batch = latents.shape[0]
-        t = torch.as_tensor(timestep, device=latents.device).reshape(-1).expand(batch)
-        temb = self.time_embedding(self.time_proj(t).to(latents.dtype))
+        temb = embed_timesteps(self, timestep, batch, latents)
         h = self.conv_in(latents)
         skips = (h,)
         for block in self.down_blocks:

@@ -7,6 +7,13 @@ import torch
 
 SD_LATENT_SCALE = 0.18215
 
+# diffusers AutoencoderKL arguments of sd-vae-ft-mse's architecture (the only VAE shape
+# ComfyUI's loader builds for SD1.x): for stand-ins with random weights.
+SD_VAE_ARCHITECTURE = dict(
+    block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4, sample_size=256,
+)
+
 
 class LatentCodec(Protocol):
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
