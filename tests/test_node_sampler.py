@@ -16,7 +16,7 @@ from emocast_core.audio.features import AudioFeatures
 from emocast_core.config import EmoCASTConfig
 from emocast_core.deterministic_weights import fill_deterministic
 from emocast_core.models import EmoCASTNet
-from emocast_core.pipeline import DiffusersVAECodec
+from emocast_core.pipeline import SD_VAE_ARCHITECTURE, DiffusersVAECodec
 from emocast_core.text import EmotionConditioning
 
 pytestmark = pytest.mark.comfyui
@@ -36,11 +36,7 @@ def comfy(comfy_inprocess):
 @pytest.fixture(scope="module")
 def diffusers_vae():
     torch.manual_seed(0)
-    # sd-vae-ft-mse's architecture (ComfyUI only builds SD VAEs of this shape), random weights.
-    return AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4, sample_size=256,
-    ).eval()
+    return AutoencoderKL(**SD_VAE_ARCHITECTURE).eval()  # random weights
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import pytest
 
 from emocast_core.video import read_mp4
 from tests.harness import placeholder_models
+from tests.harness.demo import cpu_sized
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
 
@@ -50,22 +51,10 @@ def _wav_seconds(data_or_path) -> float:
         return w.getnframes() / w.getframerate()
 
 
-def cpu_sized(graph: dict, steps: int = 1, resolution: int = 64, audio: str | None = None) -> dict:
-    """The converted graph with CPU-friendly settings (what a user would never change)."""
-    for node in graph.values():
-        kind, inputs = node["class_type"], node["inputs"]
-        if kind == "EmoCASTSampler":
-            inputs["steps"] = steps
-        elif kind == "EmoCASTPortraitPrep":
-            inputs["resolution"] = resolution
-        elif kind == "LoadAudio" and audio:
-            inputs["audio"] = audio
-    return graph
-
-
-def run(server, name: str, **sizes):
+def run(server, name: str, steps: int = 1, resolution: int = 64, audio: str | None = None):
+    """Run a shipped workflow at CPU-friendly sizes (settings a user would never change)."""
     workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
-    graph = cpu_sized(server.ui_to_api(workflow), **sizes)
+    graph = cpu_sized(server.ui_to_api(workflow), steps, resolution, audio)
     with server.listen() as events:
         entry = server.run(graph, timeout=900, workflow=workflow)
     mp4s = [i for i in server.output_items(entry) if i["filename"].endswith(".mp4")]

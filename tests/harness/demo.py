@@ -40,12 +40,17 @@ def _link_models(base: Path, models: Path) -> None:
     target.symlink_to(models.resolve(), target_is_directory=True)
 
 
-def _cpu_sized(graph: dict, steps: int, resolution: int) -> None:
+def cpu_sized(graph: dict, steps: int, resolution: int, audio: str | None = None) -> dict:
+    """An API graph with CPU-friendly sampler steps, frame size (and optionally audio file), in place."""
     for node in graph.values():
-        if node["class_type"] == "EmoCASTSampler":
-            node["inputs"]["steps"] = steps
-        elif node["class_type"] == "EmoCASTPortraitPrep":
-            node["inputs"]["resolution"] = resolution
+        kind, inputs = node["class_type"], node["inputs"]
+        if kind == "EmoCASTSampler":
+            inputs["steps"] = steps
+        elif kind == "EmoCASTPortraitPrep":
+            inputs["resolution"] = resolution
+        elif kind == "LoadAudio" and audio:
+            inputs["audio"] = audio
+    return graph
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             workflow = load_workflow(workflow_path)
             graph = server.ui_to_api(workflow)
             if placeholders:
-                _cpu_sized(graph, args.steps, args.resolution)
+                cpu_sized(graph, args.steps, args.resolution)
                 print(f"demo: placeholder run at {args.resolution}x{args.resolution}, {args.steps} steps per clip")
             started = time.monotonic()
             entry = server.run(graph, timeout=args.timeout, workflow=workflow)

@@ -63,9 +63,10 @@ def _vae(path: Path) -> None:
     from diffusers import AutoencoderKL
     from safetensors.torch import save_file
 
+    from emocast_core.pipeline import SD_VAE_ARCHITECTURE
+
     torch.manual_seed(0)
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4)
+    vae = AutoencoderKL(**SD_VAE_ARCHITECTURE)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.half().contiguous() for k, v in vae.state_dict().items()}, str(path))
 
