@@ -37,14 +37,10 @@ class TrainingRun:
 
 
 def dataset_path(dataset) -> str:
-    """The training cache folder of an EMOCAST_DATASET (object with .path / .cache_dir, a dict or a str)."""
-    for attr in ("path", "cache_dir", "root"):
-        value = dataset.get(attr) if isinstance(dataset, dict) else getattr(dataset, attr, None)
-        if value:
-            return str(value)
-    if isinstance(dataset, (str, os.PathLike)):
-        return str(dataset)
-    raise ValueError("EmoCAST Train LoRA: the dataset input does not name a training cache folder")
+    """The training cache folder of an EMOCAST_DATASET (EmoCAST Prepare Training Data's dict)."""
+    if not isinstance(dataset, dict) or not dataset.get("path"):
+        raise ValueError("EmoCAST Train LoRA: the dataset input is not from EmoCAST Prepare Training Data")
+    return str(dataset["path"])
 
 
 def run_folder(run_name: str, stage: str) -> Path:
