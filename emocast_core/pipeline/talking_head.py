@@ -82,7 +82,9 @@ def generate_talking_head(
     generator = torch.Generator().manual_seed(req.seed)
     scheduler = make_scheduler()
     motion = torch.cat([ref_latent, ref_latent, ref_latent])  # (reference, m1, m2) for clip 0
-    frames_out = []
+    size = req.reference.shape[-1]
+    # Filled clip by clip: one uint8 copy of the video, never a list plus its concatenation.
+    video = torch.empty(req.audio.num_frames, size, size, 3, dtype=torch.uint8)
     for c in range(clips):
         if before_clip is not None:
             before_clip(c)
@@ -103,8 +105,9 @@ def generate_talking_head(
         images = codec.decode(latents[0].transpose(0, 1))  # [F, 3, H, W] in [0, 1]
         last = images[-net.config.motion_frames :].to(**to) * 2 - 1
         motion = torch.cat([ref_latent, codec.encode(last).to(**to)])
-        frames_out.append((images.permute(0, 2, 3, 1).float().cpu() * 255).round().to(torch.uint8))
+        keep = min(length, req.audio.num_frames - c * length)
+        video[c * length : c * length + keep] = (images[:keep].permute(0, 2, 3, 1).float().cpu() * 255).round()
         del cond, latents, images
         if after_clip is not None:
             after_clip(c)
-    return torch.cat(frames_out)[: req.audio.num_frames]
+    return video
