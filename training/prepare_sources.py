@@ -153,7 +153,9 @@ def frames_at(path: Path, fps: float = FPS):
     """
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        # Slice threads only: with frame threading, closing the generator early (the first frame with a
+        # face is all _find_face needs) can hang PyAV's close.  Decoding is cheap next to the VAE anyway.
+        stream.thread_type = "SLICE"
         rate = float(stream.average_rate or stream.guessed_rate or fps)
         k, prev, prev_t, t0 = 0, None, 0.0, None
         for i, frame in enumerate(container.decode(stream)):
