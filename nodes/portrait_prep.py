@@ -13,7 +13,7 @@ import folder_paths
 from comfy_api.latest import io, ui
 
 from ..emocast_core.face import (DEFAULT_CROP_SCALE, DETECTOR_FILE, FACE_EXPAND_RATIO, LANDMARKER_FILE, MODEL_SIZE,
-                                 load_face_models, prepare_portrait, render_preview)
+                                 load_face_models, masks_only_models, prepare_portrait, render_preview)
 from . import model_folders  # noqa: F401 - registers the "insightface" and "mediapipe" folders
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 NODE_NAME = "EmoCAST Portrait Prep"
 PORTRAIT_TYPE = "EMOCAST_PORTRAIT"
 NONE_FOUND = "(none found: put antelopev2 in models/insightface/models/)"
+MASKS_ONLY = "none: whole image + masks (drawn faces)"
 
 
 def _insightface_candidates():
@@ -83,10 +84,12 @@ class EmoCASTPortraitPrep(io.ComfyNode):
                 io.Boolean.Input("allow_no_face", default=False,
                                  tooltip="If no face is found: on = use the whole image with a zero identity "
                                          "embedding (official fallback); off = stop with an error."),
-                io.Combo.Input("insightface_dir", options=list_insightface_dirs(),
+                io.Combo.Input("insightface_dir", options=[*list_insightface_dirs(), MASKS_ONLY],
                                tooltip="Folder in models/insightface/models/ with scrfd_10g_bnkps.onnx and "
                                        "glintr100.onnx (the InsightFace antelopev2 pack). Needs onnxruntime "
-                                       "(or onnxruntime-gpu)."),
+                                       "(or onnxruntime-gpu). 'none' detects nothing: the whole image (or a "
+                                       "crop around face_mask) with a zero identity and the masks as regions, "
+                                       "for drawn faces such as the demo model's."),
                 io.Int.Input("resolution", default=MODEL_SIZE, min=64, max=1024, step=64,
                              tooltip="Side of the square frames the model generates. 512 is what EmoCAST was "
                                      "trained at (use it with the official weights); smaller is much faster "
@@ -116,9 +119,12 @@ class EmoCASTPortraitPrep(io.ComfyNode):
         if image.ndim == 4 and image.shape[0] > 1:
             log.info("%s: using the first of %d images", NODE_NAME, image.shape[0])
         try:
-            folder = resolve_insightface_dir(insightface_dir)
-            models = load_face_models(folder, find_landmarker(folder),
-                                      prefer_cuda=mm.get_torch_device().type == "cuda")
+            if insightface_dir == MASKS_ONLY:  # no detector: zero identity, regions from the masks
+                models, allow_no_face = masks_only_models(), True
+            else:
+                folder = resolve_insightface_dir(insightface_dir)
+                models = load_face_models(folder, find_landmarker(folder),
+                                          prefer_cuda=mm.get_torch_device().type == "cuda")
             portrait = prepare_portrait(image, models, face_expand_ratio=face_expand_ratio, crop_scale=crop_scale,
                                         allow_no_face=allow_no_face, face_mask=face_mask, lip_mask=lip_mask,
                                         size=resolution)

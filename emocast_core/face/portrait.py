@@ -46,6 +46,19 @@ class FaceModels:
     use_mediapipe: bool = True
 
 
+class NoFaceDetector:
+    """Finds no face.  For pictures no detector reads (drawn faces): the portrait is the whole image,
+    or a crop around a user face mask, with a zero identity and the user's masks as regions."""
+
+    def detect(self, image) -> list:
+        return []
+
+
+def masks_only_models() -> FaceModels:
+    """FaceModels that detect nothing and skip MediaPipe: the regions come from the user's masks."""
+    return FaceModels(detector=NoFaceDetector(), embedder=None, use_mediapipe=False)
+
+
 def load_face_models(insightface_dir: str, landmarker_task: str | None = None, prefer_cuda: bool = False,
                      use_mediapipe: bool = True) -> FaceModels:
     """SCRFD + ArcFace from an antelopev2-style folder (sessions are cached), plus an optional landmarker."""
