@@ -39,8 +39,9 @@ class EmotionPromptEncode(io.ComfyNode):
                                       "Used when text_encoder is '(use clip input)'; CLIPSetLastLayer is ignored."),
                 io.Combo.Input("text_encoder", options=[USE_CLIP, *list_model_dirs("text_encoders")],
                                default=USE_CLIP,
-                               tooltip="A Hugging Face CLIP folder in models/text_encoders/ "
-                                       "(e.g. clip-vit-large-patch14, safetensors), or the clip input."),
+                               tooltip="A Hugging Face CLIP text folder in models/text_encoders/ "
+                                       "(clip-vit-large-patch14 for the official weights, or a demo model's own "
+                                       "small encoder; safetensors), or the clip input (CLIP-L)."),
             ],
             outputs=[io.Custom(EMOTION_TYPE).Output(display_name="emotion")],
         )
@@ -60,8 +61,8 @@ def text_encoder_for(text_encoder: str, clip):
     """The text source a node chose: a models/text_encoders folder, else the connected ComfyUI CLIP."""
     if text_encoder != USE_CLIP:
         path = resolve_model_dir("text_encoders", text_encoder)
-        return load_clip_text(path, device=mm.text_encoder_device(), dtype=torch.float32,
-                              expected_hidden=CLIP_L_HIDDEN)
+        # Any width: small demo models bring their own encoder; the sampler checks it against the model.
+        return load_clip_text(path, device=mm.text_encoder_device(), dtype=torch.float32, expected_hidden=None)
     if clip is None:
         raise ValueError("no text encoder: connect the clip input (e.g. from Load Checkpoint with SD1.5) "
                          "or choose a folder of models/text_encoders/ in text_encoder.")
