@@ -84,6 +84,9 @@ class PrepareModels:
     text: object  # emocast_core.text.TextEncoder
     face: FaceModels
     separator: Callable | None = None  # optional vocal separation, as for encode_audio
+    # optional f(source) -> Portrait, for data whose face geometry is known (the synthetic set);
+    # default: SCRFD on the first frame with a face
+    portrait: Callable | None = None
 
 
 @dataclass
@@ -212,7 +215,7 @@ def _prepare_video(source: Source, root: Path, models: PrepareModels, config: Pr
     if not todo:
         return
     text = models.text.encode_ids(token_ids(models.text.tokenizer, source.caption))[0]  # a too-long caption fails early
-    portrait = _find_face(source, models.face, config)
+    portrait = models.portrait(source) if models.portrait is not None else _find_face(source, models.face, config)
     region = _energy_region(portrait)
     clips = {i: _ClipBuilder(config.vae_batch, region) for i in todo}
     with contextlib.closing(frames_at(source.path)) as frames:

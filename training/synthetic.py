@@ -33,13 +33,15 @@ def _box(size: int, top: float, bottom: float, left: float, right: float) -> tor
 def synthetic_clip(cfg: EmoCASTConfig, index: int, emotion: str, frames: int = 12, latent_size: int = 8) -> PreparedClip:
     s = latent_size
     y, x = torch.meshgrid(torch.linspace(-1, 1, s), torch.linspace(-1, 1, s), indexing="ij")
+    c = cfg.in_channels
     shared = torch.stack([torch.sin(2 * x), torch.cos(2 * y), x * y, 0.5 * (x + y)])  # [4, s, s]
+    shared = shared.repeat(math.ceil(c / 4), 1, 1)[:c]  # latent channels of the model's autoencoder
     g = _gen(2, index)
     face = torch.randn(cfg.face_embed_dim, generator=g)
-    identity = 0.3 * torch.tanh(face[:4])[:, None, None] * (1 - x.abs())[None]
+    identity = 0.3 * torch.tanh(face[:c])[:, None, None] * (1 - x.abs())[None]
     eg = _gen(3, EMOTIONS.index(emotion))
     emotion_text = torch.randn(1, cfg.cross_attention_dim, generator=eg).expand(77, -1)
-    emotion_channels = torch.softmax(torch.randn(4, generator=eg), 0)[:, None, None]
+    emotion_channels = torch.softmax(torch.randn(c, generator=eg), 0)[:, None, None]
 
     t = torch.arange(frames, dtype=torch.float32)
     envelope = 0.5 + 0.5 * torch.sin(2 * math.pi * t / 6 + index)  # syllable-like rhythm
@@ -49,7 +51,7 @@ def synthetic_clip(cfg: EmoCASTConfig, index: int, emotion: str, frames: int = 1
     audio = envelope[:, None, None] * direction + 0.1 * torch.randn(frames, cfg.audio_layers, cfg.audio_channels,
                                                                     generator=g)
     text = emotion_text + 0.05 * torch.randn(77, cfg.cross_attention_dim, generator=g)
-    energy = float((latents[1:] - latents[:-1]).mul(mouth).abs().sum() / (mouth.sum() * 4 * (frames - 1)))
+    energy = float((latents[1:] - latents[:-1]).mul(mouth).abs().sum() / (mouth.sum() * c * (frames - 1)))
 
     face_box = _box(8 * s, 0.15, 0.9, 0.2, 0.8)
     face_m = _box(s, 0.15, 0.9, 0.2, 0.8)

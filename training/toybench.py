@@ -9,9 +9,10 @@ the emotion must come from the caption), audio float32 [N] mono, caption str,
 and frames uint8 [T, S, S, 3] at 25 fps, T = frame_count(audio, sample_rate) =
 ceil(N / sample_rate * 25).  Reference generators, for calibration:
 `ground_truth` returns the synthetic renderer's own frames of that clip (a
-lookup by audio, not a model); `static` repeats the portrait.  `--model` is
-where the trained tiny EmoCAST plugs in; it does not exist yet, so the option
-only reports that (a later session replaces `model_generator`).
+lookup by audio, not a model); `static` repeats the portrait.  `--model FOLDER`
+runs a demo model folder (`demo_model/` in the repo: the tiny EmoCAST with its
+encoders, training/demo/generate.py) through the core pipeline, `--steps` DDIM
+steps per clip.
 
 Clips (`build_cases`): synthetic_faces.make_clip on held-out identities and
 sentences, 1-1.6 s (cut inside the sentence), emotions balanced in blocks of
@@ -126,12 +127,13 @@ def static_generator(portrait: np.ndarray, audio: np.ndarray, sample_rate: int, 
     return np.repeat(portrait[None], frame_count(audio, sample_rate), axis=0)
 
 
-def model_generator(path: str) -> Generator:
-    """Where the trained tiny EmoCAST will plug in (issue 7); none can be loaded yet."""
-    if not Path(path).exists():
-        raise FileNotFoundError(f"--model {path}: no such file or folder")
-    raise ValueError(f"--model {path}: loading the tiny EmoCAST is not available yet (issue 7); "
-                     "use --generator ground_truth or static, or call training.toybench.evaluate with a Generator")
+def model_generator(path: str, steps: int = 25) -> Generator:
+    """A demo model folder (training/demo) as a generator."""
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"--model {path}: no such folder (a demo model folder, e.g. demo_model/)")
+    from .demo.generate import DemoModel
+
+    return DemoModel.load(path, steps=steps).generate
 
 
 GENERATORS: dict[str, Callable[[list[Case]], Generator]] = {
@@ -244,14 +246,15 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m training.toybench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help=f"small run a test can afford ({QUICK})")
     ap.add_argument("--generator", choices=sorted(GENERATORS), default="ground_truth")
-    ap.add_argument("--model", help="a trained tiny EmoCAST (not available yet)")
+    ap.add_argument("--model", help="a demo model folder (demo_model/): benchmark it instead of --generator")
+    ap.add_argument("--steps", type=int, default=25, help="DDIM steps per clip for --model")
     ap.add_argument("--clips", type=int, help=f"held-out clips (default {FULL['clips']}, quick {QUICK['clips']})")
     ap.add_argument("--size", type=int, help="frame size in pixels (default 64)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     preset = QUICK if args.quick else FULL
     try:
-        model = model_generator(args.model) if args.model else None
+        model = model_generator(args.model, args.steps) if args.model else None
         t0 = time.perf_counter()
         cases = build_cases(args.clips or preset["clips"], args.seed, args.size or preset["size"], preset["seconds"])
     except (ValueError, FileNotFoundError) as e:

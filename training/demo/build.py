@@ -1,0 +1,241 @@
+"""Build the demo model from nothing: synthetic videos -> encoders -> training cache -> tiny EmoCAST.
+
+    python -m training.demo.build [--work DIR] [--out demo_model] [--steps-scale 1.0]
+
+Every step writes its result once and is skipped when the result exists, so an
+interrupted build resumes where it stopped (the EmoCAST stages also resume from
+their checkpoints).  The work folder holds the videos, the cache and the
+checkpoints; `--out` receives what ships: the model file (with its autoencoder
+bundled), the text and audio encoder folders and the card's numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..face_drawing import render
+from ..objective import ConditionDropout, ObjectiveConfig
+from ..prepare_sources import frames_at, read_audio
+from ..stages import STAGE_ORDER
+from ..synthetic_faces import make_dataset, sample_identity, still_params
+from . import AUDIO_DIR, MODEL_FILE, TEXT_DIR, encoders
+from .data import prepare_synthetic
+from .pretrain import StageRun, init_from_scratch
+
+if __package__ and __package__.count(".") >= 2:  # inside the pack (see training/_core.py)
+    from ...emocast_core.audio import load_wav2vec2, normalize_waveform, prepare_waveform
+    from ...emocast_core.config import EmoCASTConfig
+    from ...emocast_core.models import EmoCASTNet
+    from ...emocast_core.pipeline import DiffusersVAECodec
+    from ...emocast_core.text import load_clip_text
+    from ...emocast_core.weights import save_net
+else:
+    from emocast_core.audio import load_wav2vec2, normalize_waveform, prepare_waveform
+    from emocast_core.config import EmoCASTConfig
+    from emocast_core.models import EmoCASTNet
+    from emocast_core.pipeline import DiffusersVAECodec
+    from emocast_core.text import load_clip_text
+    from emocast_core.weights import save_net
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = REPO / "demo_model"
+DEFAULT_WORK = Path.home() / ".cache" / "comfyui-emocast" / "demo-build"
+SEED = 0
+DATA = dict(clips=480, identities=160, seed=SEED, size=64)
+STEPS = dict(text=600, audio=300, autoencoder=2000)
+# The official model's code at demo width: every width the official model fixes is shrunk too.
+DEMO_CONFIG = EmoCASTConfig.tiny().with_(
+    block_out_channels=(32, 32, 64, 64), layers_per_block=1, in_channels=encoders.AUTOENCODER["latent_channels"],
+    out_channels=encoders.AUTOENCODER["latent_channels"], cross_attention_dim=encoders.TEXT_HIDDEN,
+    audio_token_dim=32, audio_channels=encoders.AUDIO_HIDDEN, audio_layers=encoders.AUDIO_LAYERS,
+    audio_proj_hidden=32, eaa_head_dim=8, face_embed_dim=512,
+)
+# Toybench and demo clips are one to three 16-frame clips, and the first continues from the reference:
+# train that case often (motion frames replaced by the reference latent).
+OBJECTIVE = ObjectiveConfig(dropout=ConditionDropout(motion=0.25))
+# stage: (steps, batch, learning rate)
+STAGE_PLAN = {"appearance": (1500, 16, 5e-4), "lipsync": (1500, 4, 5e-4), "emotion": (1000, 4, 5e-4)}
+AUTOENCODER_FILE = "autoencoder.safetensors"
+
+
+def read_labels(videos: Path) -> list[dict]:
+    return [json.loads(line) for line in (videos / "labels.jsonl").read_text().splitlines() if line.strip()]
+
+
+def synthetic_videos(work: Path, data: dict) -> Path:
+    videos = work / "videos"
+    if not (videos / "labels.jsonl").is_file():
+        make_dataset(videos, data["clips"], data["seed"], data["size"], identities=data["identities"])
+    return videos
+
+
+def _timed(record: dict, name: str):
+    @contextlib.contextmanager
+    def scope():
+        t0 = time.time()
+        yield
+        record.setdefault("wall_seconds", {})[name] = round(time.time() - t0, 1)
+    return scope()
+
+
+def text_encoder(out: Path, tokenizer_dir: Path, record: dict, scale: float) -> None:
+    folder = out / TEXT_DIR
+    if (folder / "model.safetensors").is_file():
+        return
+    with _timed(record, "text_encoder"):
+        model, head, tok = encoders.train_text_encoder(tokenizer_dir, max(1, round(STEPS["text"] * scale)), SEED)
+        record["text_encoder"] = {"steps": max(1, round(STEPS["text"] * scale)),
+                                  "caption_accuracy_train": encoders.text_accuracy(model, head, tok, "train"),
+                                  "caption_accuracy_heldout": encoders.text_accuracy(model, head, tok, "heldout")}
+        encoders.save_text_encoder(model, tokenizer_dir, folder)
+    print("text encoder:", record["text_encoder"], flush=True)
+
+
+def audio_encoder(out: Path, videos: Path, labels: list[dict], record: dict, scale: float) -> None:
+    folder = out / AUDIO_DIR
+    if (folder / "model.safetensors").is_file():
+        return
+    clips = []
+    for lab in labels:
+        samples, rate = read_audio(videos / lab["file"])
+        mono = prepare_waveform(samples, rate, 25.0, lab["file"])
+        n = lab["frames"] * 16000 // 25
+        clips.append((normalize_waveform(mono[:n]), np.asarray(lab["envelope"], np.float32)))
+    steps = max(1, round(STEPS["audio"] * scale))
+    with _timed(record, "audio_encoder"):
+        model = encoders.train_audio_encoder(clips, steps, SEED)
+        encoders.save_audio_encoder(model, folder)
+    record["audio_encoder"] = {"steps": steps}
+
+
+def training_frames(videos: Path, labels: list[dict], every: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    frames, boxes = [], []
+    for lab in labels:
+        with contextlib.closing(frames_at(videos / lab["file"])) as it:
+            for k, rgb in enumerate(it):
+                if k % every == 0:
+                    frames.append(rgb)
+                    boxes.append(lab["mouth_box"])
+    return np.stack(frames), np.asarray(boxes)
+
+
+def autoencoder(work: Path, videos: Path, labels: list[dict], record: dict, scale: float):
+    from diffusers import AutoencoderKL
+    from safetensors.torch import load_file, save_file
+
+    path = work / AUTOENCODER_FILE
+    if path.is_file():
+        vae = AutoencoderKL(**encoders.AUTOENCODER)
+        vae.load_state_dict(load_file(str(path)))
+        return vae.eval().requires_grad_(False)
+    frames, boxes = training_frames(videos, labels)
+    steps = max(1, round(STEPS["autoencoder"] * scale))
+    with _timed(record, "autoencoder"):
+        vae = encoders.train_autoencoder(frames, boxes, steps, SEED)
+        factor = encoders.calibrate_latent_scale(vae, frames, 0.18215)
+    record["autoencoder"] = {"steps": steps, "frames": len(frames), "latent_rescale": factor}
+    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(path))
+    return vae
+
+
+def training_cache(work: Path, out: Path, videos: Path, vae, record: dict) -> Path:
+    """Dataset preparation (resumable: complete clips are kept) into <work>/cache."""
+    cache = work / "cache"
+    t0 = time.time()
+    report = prepare_synthetic(videos, cache, DiffusersVAECodec(vae), load_wav2vec2(str(out / AUDIO_DIR)),
+                               load_clip_text(str(out / TEXT_DIR), expected_hidden=None))
+    if report.skipped:
+        raise RuntimeError("dataset preparation skipped videos:\n" + report.summary())
+    if report.prepared:
+        walls = record.setdefault("wall_seconds", {})
+        walls["cache"] = round(walls.get("cache", 0.0) + time.time() - t0, 1)
+    record["cache"] = {"clips": len(report.prepared) + len(report.existing)}
+    return cache
+
+
+@torch.no_grad()
+def neutral_references(cache: Path, labels: list[dict], vae) -> dict[str, torch.Tensor]:
+    """Clip id -> latent of its identity's neutral still face (the reference the demo's users give)."""
+    from safetensors.torch import load_file, save_file
+
+    path = cache / "neutral_references.safetensors"
+    if path.is_file():
+        return load_file(str(path))
+    codec, refs, by_identity = DiffusersVAECodec(vae), {}, {}
+    for lab in labels:
+        seed = lab["identity_seed"]
+        if seed not in by_identity:
+            face = render(sample_identity(seed), still_params("neutral"), DATA["size"])[0]
+            pixels = torch.from_numpy(face).permute(2, 0, 1)[None].float() / 127.5 - 1
+            by_identity[seed] = codec.encode(pixels)[0].contiguous()
+        refs[Path(lab["file"]).stem] = by_identity[seed].clone()
+    save_file(refs, str(path))
+    return refs
+
+
+def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict, scale: float, save) -> Path:
+    torch.manual_seed(SEED)  # every weight no stage trains keeps this initialisation
+    net = EmoCASTNet(DEMO_CONFIG)
+    init_from_scratch(net)
+    stages = record.setdefault("stages", {})
+    for stage in STAGE_ORDER:
+        steps, batch, lr = STAGE_PLAN[stage]
+        steps = max(1, round(steps * scale))
+        run = StageRun(net, cache, stage, work / "stages" / stage, batch, lr, SEED, total_steps=steps,
+                       warmup=max(1, steps // 20), objective=OBJECTIVE, references=refs)
+        t0 = time.time()
+        if run.step < steps:
+            run.run(steps, every=50, log=lambda m: print(m, flush=True))
+            stages[stage] = {"steps": steps, "batch": batch, "lr": lr, "frames": run.data.frames,
+                             "wall_seconds": round(time.time() - t0 + stages.get(stage, {}).get("wall_seconds", 0), 1)}
+            save()
+    path = out / MODEL_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_net(net.eval(), path, dtype=torch.float16, vae=vae)
+    return path
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m training.demo.build", description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="videos, cache and checkpoints")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the shipped files go")
+    ap.add_argument("--tokenizer", type=Path, required=True, help="a CLIP tokenizer folder (vocab.json, merges.txt)")
+    ap.add_argument("--steps-scale", type=float, default=1.0, help="scale every step count (smoke tests)")
+    ap.add_argument("--clips", type=int, default=DATA["clips"], help="synthetic videos (smoke tests: fewer)")
+    args = ap.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    record_path = args.work / "record.json"
+    data = {**DATA, "clips": args.clips, "identities": max(1, args.clips // 3)}
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {"seed": SEED, "data": data}
+
+    def save():
+        tmp = record_path.with_suffix(".partial")
+        tmp.write_text(json.dumps(record, indent=1))
+        tmp.replace(record_path)
+
+    videos = synthetic_videos(args.work, data)
+    labels = read_labels(videos)
+    text_encoder(args.out, args.tokenizer, record, args.steps_scale)
+    save()
+    audio_encoder(args.out, videos, labels, record, args.steps_scale)
+    save()
+    vae = autoencoder(args.work, videos, labels, record, args.steps_scale)
+    save()
+    cache = training_cache(args.work, args.out, videos, vae, record)
+    save()
+    refs = neutral_references(cache, labels, vae)
+    path = demo_model(args.work, args.out, cache, refs, vae, record, args.steps_scale, save)
+    save()
+    (args.out / "build_record.json").write_text(json.dumps(record, indent=1))
+    print(f"demo model: {path}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The demo model as a toybench generator: portrait + speech + caption -> frames, through the core pipeline.
+
+It runs what the example workflow runs (Portrait Prep with the drawn-face masks,
+Audio Encode, Emotion Prompt, Sampler) without ComfyUI.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import AUDIO_DIR, MODEL_FILE, TEXT_DIR
+from .data import drawn_portrait
+
+if __package__ and __package__.count(".") >= 2:  # inside the pack (see training/_core.py)
+    from ...emocast_core.audio import encode_audio, load_wav2vec2
+    from ...emocast_core.pipeline import DiffusersVAECodec
+    from ...emocast_core.pipeline.talking_head import TalkingHeadRequest, generate_talking_head
+    from ...emocast_core.text import load_clip_text, token_ids
+    from ...emocast_core.weights import load_checkpoint
+else:
+    from emocast_core.audio import encode_audio, load_wav2vec2
+    from emocast_core.pipeline import DiffusersVAECodec
+    from emocast_core.pipeline.talking_head import TalkingHeadRequest, generate_talking_head
+    from emocast_core.text import load_clip_text, token_ids
+    from emocast_core.weights import load_checkpoint
+
+
+@dataclass
+class DemoModel:
+    net: torch.nn.Module
+    codec: DiffusersVAECodec
+    wav2vec: object
+    text: object
+    steps: int = 25
+    guidance: float = 3.5
+    seed: int = 42
+
+    @classmethod
+    def load(cls, folder: str | Path, **options) -> "DemoModel":
+        folder = Path(folder)
+        missing = [n for n in (MODEL_FILE, TEXT_DIR, AUDIO_DIR) if not (folder / n).exists()]
+        if missing:
+            raise FileNotFoundError(f"{folder} is not a demo model folder: {', '.join(missing)} missing "
+                                    "(build one with python -m training.demo.build)")
+        net, vae = load_checkpoint(folder / MODEL_FILE, dtype=torch.float32)
+        if vae is None:
+            raise ValueError(f"{folder / MODEL_FILE} bundles no autoencoder")
+        return cls(net.eval(), DiffusersVAECodec(vae, scale=vae.config.scaling_factor),
+                   load_wav2vec2(str(folder / AUDIO_DIR)), load_clip_text(str(folder / TEXT_DIR), expected_hidden=None),
+                   **options)
+
+    def _text(self, caption: str) -> torch.Tensor:
+        return self.text.encode_ids(token_ids(self.text.tokenizer, caption))
+
+    def generate(self, portrait: np.ndarray, audio: np.ndarray, sample_rate: int, caption: str) -> np.ndarray:
+        """uint8 portrait [S, S, 3], mono float audio, caption -> uint8 frames [T, S, S, 3] at 25 fps."""
+        image = torch.from_numpy(np.ascontiguousarray(portrait)).float() / 255
+        p = drawn_portrait(image, size=portrait.shape[0])
+        features = encode_audio(self.wav2vec, torch.from_numpy(np.asarray(audio, np.float32))[None], sample_rate)
+        request = TalkingHeadRequest(
+            reference=p.image, face_embedding=p.face_embedding, face_region=p.face_region, mask_levels=p.mask_levels,
+            audio=features, text_cond=self._text(caption), text_uncond=self._text(""), steps=self.steps,
+            guidance=self.guidance, seed=self.seed,
+        )
+        return generate_talking_head(self.net, self.codec, request).numpy()
