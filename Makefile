@@ -5,8 +5,9 @@
 #                writes their paths to .cache/env.mk
 #   make test    setup, then the whole pytest suite, real-ComfyUI tests included
 #                (extra pytest arguments: make test PYTEST_ARGS="-k server -x")
-#   make demo    setup, then run workflows/emocast_basic.json in a real ComfyUI
-#                server and print where the output is (DEMO_ARGS="--models DIR")
+#   make demo    setup, then run workflows/emocast_demo.json on the embedded demo model
+#                (demo_model/) in a real ComfyUI server and print where the mp4 is
+#                (DEMO_ARGS="--models DIR workflows/emocast_basic.json" for real weights)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -23,7 +24,7 @@ RUN_ENV = set -a && . ./$(ENV_MK) && set +a && unset PYTHONDONTWRITEBYTECODE && 
 .PHONY: help setup test demo
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	@mkdir -p .cache

@@ -27,6 +27,13 @@ MODELS = dict(checkpoint="net.pth", vae_name="sd-vae-ft-mse.safetensors", wav2ve
               text_encoder="clip-vit-large-patch14", insightface_dir="antelopev2")
 
 
+DEMO_MODELS = dict(checkpoint="emocast_demo.safetensors", wav2vec_model="emocast-demo-audio",
+                   text_encoder="emocast-demo-text")
+DEMO_INPUTS = dict(portrait="emocast_demo_portrait.png", face_mask="emocast_demo_face_mask.png",
+                   lip_mask="emocast_demo_lip_mask.png", speech="emocast_demo_speech.wav")
+MASKS_ONLY = "none: whole image + masks (drawn faces)"  # nodes/portrait_prep.py
+
+
 def conditioning(emotion: dict, audio_file=SPEECH, sampler: dict | None = None, paste_back=False) -> dict:
     """The shared graph: portrait, speech and emotion into the sampler, then the video."""
     return {
@@ -107,6 +114,34 @@ def eight_emotions() -> dict:
     spec["note"] = note("The eight MEAD emotions from one portrait and one recording, side by side "
                         "(same seed for all). " + MODEL_NOTE)
     return spec
+
+
+def demo() -> dict:
+    """The embedded demo model (demo_model/, a models/ layout) on a drawn face it never saw."""
+    return {
+        "load": ("LoadEmoCAST", {"checkpoint": DEMO_MODELS["checkpoint"]}, {}, 0),
+        "image": ("LoadImage", {"image": DEMO_INPUTS["portrait"]}, {}, 0),
+        "face_mask": ("LoadImageMask", {"image": DEMO_INPUTS["face_mask"], "channel": "red"}, {}, 0),
+        "lip_mask": ("LoadImageMask", {"image": DEMO_INPUTS["lip_mask"], "channel": "red"}, {}, 0),
+        "audio": ("LoadAudio", {"audio": DEMO_INPUTS["speech"]}, {}, 0),
+        "prep": ("EmoCASTPortraitPrep", {"insightface_dir": MASKS_ONLY, "crop_scale": 0.0, "allow_no_face": True,
+                                         "resolution": 64},
+                 {"image": ("image", 0), "face_mask": ("face_mask", 0), "lip_mask": ("lip_mask", 0)}, 1),
+        "speech": ("AudioEmotiveEncode", {"wav2vec_model": DEMO_MODELS["wav2vec_model"]}, {"audio": ("audio", 0)}, 1),
+        "emotion": ("EmotionPromptEncode", {"text_encoder": DEMO_MODELS["text_encoder"], "preset": "happy"}, {}, 1),
+        "sampler": ("EmoCASTSampler", {"steps": 20},
+                    {"model": ("load", 0), "portrait": ("prep", 0), "audio_features": ("speech", 0),
+                     "emotion": ("emotion", 0)}, 2),
+        "video": ("EmoCASTVideoCombine", {"filename_prefix": "EmoCAST/demo"},
+                  {"images": ("sampler", 0), "fps": ("sampler", 2), "audio": ("sampler", 1)}, 3),
+        "note": note(
+            "DEMO MODEL, not EmoCAST's weights: a 5 M-parameter EmoCAST the pack trained on CPU on drawn "
+            "64x64 faces (demo_model/README.md). It animates drawn faces like the bundled one, not photos. "
+            "Models: point extra_model_paths.yaml at the pack's demo_model/ folder, or copy its emocast/, "
+            "wav2vec2/ and text_encoders/ folders into ComfyUI/models/. Inputs from the pack's workflows/input/. "
+            "The VAE is bundled in the checkpoint; Portrait Prep detects nothing ('none') and takes the two "
+            "masks as face and lip regions. Try another preset or your own prompt."),
+    }
 
 
 def lora_training() -> dict:
@@ -202,7 +237,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as base, ComfyServer(env, Path(base)) as server:
         info = server.object_info()
     out = REPO / "workflows"
-    specs = {**WORKFLOWS, "emocast_eight_emotions": eight_emotions(), "emocast_lora_training": lora_training()}
+    specs = {**WORKFLOWS, "emocast_eight_emotions": eight_emotions(), "emocast_lora_training": lora_training(),
+             "emocast_demo": demo()}
     for name, spec in specs.items():
         (out / f"{name}.json").write_text(json.dumps(build(spec, info), indent=1) + "\n")
         print(f"wrote workflows/{name}.json")

@@ -1,6 +1,6 @@
-"""`make demo`: run the example EmoCAST workflow in a real ComfyUI server.
+"""`make demo`: run an example EmoCAST workflow in a real ComfyUI server.
 
-    python -m tests.harness.demo [WORKFLOW.json] [--models DIR] [--keep-running]
+    python -m tests.harness.demo [WORKFLOW.json] [--models DIR | --placeholders] [--keep-running]
 
 Starts ComfyUI 0.3.75 (from EMOCAST_COMFY_CORE / EMOCAST_VENV, which `make demo`
 exports) with `.cache/demo/` as its base directory and the pack symlinked in,
@@ -8,9 +8,13 @@ copies `workflows/input/*` into its input folder, converts the UI workflow
 with the live /object_info, runs it and prints where the outputs are.  Exit
 status: 0 ran, 1 failed, 2 nothing to run (no workflow yet, no ComfyUI).
 
-Without `--models`, the real weights being unavailable offline, it runs on
-placeholder weights in the official layouts (tests/harness/placeholder_models.py)
-at a CPU-sized resolution and step count, and says that the picture is noise.
+By default it runs workflows/emocast_demo.json on the embedded demo model
+(demo_model/, a ComfyUI models/ layout): a tiny EmoCAST the pack trained on
+drawn faces, which really talks, and says that it is a demo.  `--models DIR`
+uses a real models/ folder instead (e.g. with workflows/emocast_basic.json and
+the official weights); `--placeholders` builds untrained stand-ins in the
+official layouts (tests/harness/placeholder_models.py), runs at a CPU-sized
+resolution and step count, and says that the picture is noise.
 """
 from __future__ import annotations
 
@@ -25,7 +29,9 @@ from .comfy_env import REPO, find_env
 from .comfy_server import ComfyError, ComfyServer, ExecutionFailed, PromptRejected
 from .workflow import WorkflowError, load_workflow
 
-DEFAULT_WORKFLOW = REPO / "workflows" / "emocast_basic.json"
+DEFAULT_WORKFLOW = REPO / "workflows" / "emocast_demo.json"
+DEMO_MODELS = REPO / "demo_model"
+DEMO_CHECKPOINT = DEMO_MODELS / "emocast" / "emocast_demo.safetensors"
 DEFAULT_BASE = REPO / ".cache" / "demo"
 
 
@@ -57,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.harness.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("workflow", nargs="?", default=str(DEFAULT_WORKFLOW), help="UI-format workflow json")
     parser.add_argument("--base-dir", default=str(DEFAULT_BASE), help="ComfyUI --base-directory (kept)")
-    parser.add_argument("--models", help="an existing ComfyUI models/ folder to use (symlinked)")
+    parser.add_argument("--models", help="an existing ComfyUI models/ folder to use (symlinked; default: demo_model/)")
+    parser.add_argument("--placeholders", action="store_true",
+                        help="untrained stand-ins in the official layouts (the video is noise)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the run")
     parser.add_argument("--keep-running", action="store_true", help="leave the server up until Ctrl-C")
     parser.add_argument("--steps", type=int, default=4, help="sampler steps with placeholder weights")
@@ -77,14 +85,21 @@ def main(argv: list[str] | None = None) -> int:
 
     base = Path(args.base_dir)
     base.mkdir(parents=True, exist_ok=True)
-    placeholders = not args.models
+    placeholders = args.placeholders and not args.models
     if placeholders:
-        print("demo: no --models given: building placeholder weights (untrained, in the official file layouts); "
+        print("demo: building placeholder weights (untrained, in the official file layouts); "
               "THE VIDEO WILL BE NOISE, NOT A FACE. Use --models with the real files for a real result.")
-        models = placeholder_models.build(placeholder_models.default_cache(), env.core)
-        _link_models(base, models)
-    else:
+        _link_models(base, placeholder_models.build(placeholder_models.default_cache(), env.core))
+    elif args.models:
         _link_models(base, Path(args.models))
+    else:
+        if not DEMO_CHECKPOINT.is_file():
+            print(f"demo: the demo model {DEMO_CHECKPOINT} is missing (python -m training.demo.build makes it). "
+                  "Nothing was started.", file=sys.stderr)
+            return 2
+        print("demo: models from demo_model/: the DEMO model, a 5 M-parameter EmoCAST the pack trained on drawn "
+              "64x64 faces (demo_model/README.md). It is not the official weights and does not animate photos.")
+        _link_models(base, DEMO_MODELS)
     inputs = REPO / "workflows" / "input"
     if inputs.is_dir():
         (base / "input").mkdir(exist_ok=True)

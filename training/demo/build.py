@@ -60,7 +60,7 @@ DEMO_CONFIG = EmoCASTConfig.tiny().with_(
 # train that case often (motion frames replaced by the reference latent).
 OBJECTIVE = ObjectiveConfig(dropout=ConditionDropout(motion=0.25))
 # stage: (steps, batch, learning rate)
-STAGE_PLAN = {"appearance": (1500, 16, 5e-4), "lipsync": (1500, 4, 5e-4), "emotion": (1000, 4, 5e-4)}
+STAGE_PLAN = {"appearance": (1500, 16, 5e-4), "lipsync": (1200, 4, 5e-4), "emotion": (800, 4, 5e-4)}
 AUTOENCODER_FILE = "autoencoder.safetensors"
 
 

@@ -1,0 +1,32 @@
+"""The shipped demo model (demo_model/): within budget, labelled a demo, and it talks on faces it never saw."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from training import toybench
+
+DEMO = Path(__file__).resolve().parents[1] / "demo_model"
+
+
+def test_the_shipped_folder_fits_the_budget_and_is_labelled_a_demo():
+    files = [p for p in DEMO.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= 20 * 2**20
+    assert not any(p.suffix in (".pth", ".bin", ".pt", ".ckpt") for p in files)  # safetensors only
+    card = (DEMO / "README.md").read_text()
+    assert card.startswith("# EmoCAST demo model") and "not EmoCAST's weights" in card
+    assert "⟨" not in card  # every number filled in
+    record = json.loads((DEMO / "build_record.json").read_text())
+    assert list(record["stages"]) == ["appearance", "lipsync", "emotion"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")
+def test_the_demo_model_lip_syncs_and_follows_the_caption_on_held_out_faces(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOCAST_CACHE", str(tmp_path))
+    scores = toybench.main(["--quick", "--model", str(DEMO), "--steps", "10"])
+    assert scores["lip_r"] > 0.6 and scores["lip_r"] > scores["lip_r_mismatched"] + 0.3
+    # Chance is 0.125; the demo measured 0.33 here (0.24 on the full benchmark, see its card): weak.
+    assert (scores["emo_acc_train_phrasing"] + scores["emo_acc_heldout_phrasing"]) / 2 > 0.2
+    assert scores["identity_err"] < 0.08
