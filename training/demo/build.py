@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -84,22 +85,35 @@ def _timed(record: dict, name: str):
     return scope()
 
 
-def text_encoder(out: Path, tokenizer_dir: Path, record: dict, scale: float) -> None:
-    folder = out / TEXT_DIR
-    if (folder / "model.safetensors").is_file():
+@contextlib.contextmanager
+def _folder_once(folder: Path):
+    """Yield a scratch folder that becomes `folder` only when the block completes (an interrupted
+    write never looks finished); skipped (yields None) when `folder` exists."""
+    if folder.is_dir():
+        yield None
         return
-    with _timed(record, "text_encoder"):
-        model, head, tok = encoders.train_text_encoder(tokenizer_dir, max(1, round(STEPS["text"] * scale)), SEED)
-        record["text_encoder"] = {"steps": max(1, round(STEPS["text"] * scale)),
-                                  "caption_accuracy_train": encoders.text_accuracy(model, head, tok, "train"),
-                                  "caption_accuracy_heldout": encoders.text_accuracy(model, head, tok, "heldout")}
-        encoders.save_text_encoder(model, tokenizer_dir, folder)
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    yield tmp
+    tmp.rename(folder)
+
+
+def text_encoder(out: Path, tokenizer_dir: Path, record: dict, scale: float) -> None:
+    steps = max(1, round(STEPS["text"] * scale))
+    with _folder_once(out / TEXT_DIR) as folder:
+        if folder is None:
+            return
+        with _timed(record, "text_encoder"):
+            model, head, tok = encoders.train_text_encoder(tokenizer_dir, steps, SEED)
+            record["text_encoder"] = {"steps": steps,
+                                      "caption_accuracy_train": encoders.text_accuracy(model, head, tok, "train"),
+                                      "caption_accuracy_heldout": encoders.text_accuracy(model, head, tok, "heldout")}
+            encoders.save_text_encoder(model, tokenizer_dir, folder)
     print("text encoder:", record["text_encoder"], flush=True)
 
 
 def audio_encoder(out: Path, videos: Path, labels: list[dict], record: dict, scale: float) -> None:
-    folder = out / AUDIO_DIR
-    if (folder / "model.safetensors").is_file():
+    if (out / AUDIO_DIR).is_dir():
         return
     clips = []
     for lab in labels:
@@ -108,7 +122,7 @@ def audio_encoder(out: Path, videos: Path, labels: list[dict], record: dict, sca
         n = lab["frames"] * 16000 // 25
         clips.append((normalize_waveform(mono[:n]), np.asarray(lab["envelope"], np.float32)))
     steps = max(1, round(STEPS["audio"] * scale))
-    with _timed(record, "audio_encoder"):
+    with _timed(record, "audio_encoder"), _folder_once(out / AUDIO_DIR) as folder:
         model = encoders.train_audio_encoder(clips, steps, SEED)
         encoders.save_audio_encoder(model, folder)
     record["audio_encoder"] = {"steps": steps}
@@ -140,7 +154,9 @@ def autoencoder(work: Path, videos: Path, labels: list[dict], record: dict, scal
         vae = encoders.train_autoencoder(frames, boxes, steps, SEED)
         factor = encoders.calibrate_latent_scale(vae, frames, 0.18215)
     record["autoencoder"] = {"steps": steps, "frames": len(frames), "latent_rescale": factor}
-    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(path))
+    tmp = path.with_name(path.name + ".partial")
+    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(tmp))
+    tmp.replace(path)  # a file that exists is complete
     return vae
 
 
