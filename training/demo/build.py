@@ -35,14 +35,14 @@ if __package__ and __package__.count(".") >= 2:  # inside the pack (see training
     from ...emocast_core.models import EmoCASTNet
     from ...emocast_core.pipeline import DiffusersVAECodec
     from ...emocast_core.text import load_clip_text
-    from ...emocast_core.weights import save_net
+    from ...emocast_core.weights import atomic_save, save_net
 else:
     from emocast_core.audio import load_wav2vec2, normalize_waveform, prepare_waveform
     from emocast_core.config import EmoCASTConfig
     from emocast_core.models import EmoCASTNet
     from emocast_core.pipeline import DiffusersVAECodec
     from emocast_core.text import load_clip_text
-    from emocast_core.weights import save_net
+    from emocast_core.weights import atomic_save, save_net
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "demo_model"
@@ -76,13 +76,11 @@ def synthetic_videos(work: Path, data: dict) -> Path:
     return videos
 
 
+@contextlib.contextmanager
 def _timed(record: dict, name: str):
-    @contextlib.contextmanager
-    def scope():
-        t0 = time.time()
-        yield
-        record.setdefault("wall_seconds", {})[name] = round(time.time() - t0, 1)
-    return scope()
+    t0 = time.time()
+    yield
+    record.setdefault("wall_seconds", {})[name] = round(time.time() - t0, 1)
 
 
 @contextlib.contextmanager
@@ -154,9 +152,8 @@ def autoencoder(work: Path, videos: Path, labels: list[dict], record: dict, scal
         vae = encoders.train_autoencoder(frames, boxes, steps, SEED)
         factor = encoders.calibrate_latent_scale(vae, frames, 0.18215)
     record["autoencoder"] = {"steps": steps, "frames": len(frames), "latent_rescale": factor}
-    tmp = path.with_name(path.name + ".partial")
-    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(tmp))
-    tmp.replace(path)  # a file that exists is complete
+    state = {k: v.contiguous() for k, v in vae.state_dict().items()}
+    atomic_save(lambda tmp: save_file(state, tmp), path)  # a file that exists is complete
     return vae
 
 
