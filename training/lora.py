@@ -32,6 +32,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from ._core import atomic_save
+
 LORA_FORMAT = "emocast-lora"
 LORA_FORMAT_VERSION = "1"
 ADAPTER = "emocast"
@@ -84,16 +86,12 @@ def to_state(factors: dict[str, LoraFactors]) -> dict[str, torch.Tensor]:
 
 
 def save_lora(path: str | os.PathLike, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
-    """Atomic write (temporary file + os.replace)."""
+    """Atomic write (a failed write leaves no file, an earlier one intact)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp),
-                  metadata={"emocast.format": LORA_FORMAT, "emocast.format_version": LORA_FORMAT_VERSION, **metadata})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    tensors = {k: v.contiguous() for k, v in state.items()}
+    meta = {"emocast.format": LORA_FORMAT, "emocast.format_version": LORA_FORMAT_VERSION, **metadata}
+    atomic_save(lambda tmp: save_file(tensors, tmp, metadata=meta), path)
     return path
 
 

@@ -24,6 +24,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ._core import atomic_save as _atomic_save
+
 CHECKPOINT_FORMAT = "emocast-train-checkpoint"
 CHECKPOINT_VERSION = 1
 META_KEY = "emocast.checkpoint"
@@ -85,13 +87,8 @@ def checkpoint_path(directory: str | os.PathLike, step: int, rank: int = 0) -> P
 
 def atomic_save(tensors: dict[str, torch.Tensor], doc: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
-                  metadata={META_KEY: json.dumps(doc)})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    _atomic_save(lambda tmp: save_file(state, tmp, metadata={META_KEY: json.dumps(doc)}), path)
 
 
 def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
