@@ -40,6 +40,7 @@ def test_the_build_writes_a_models_folder_the_loaders_read(built):
     record = json.loads((out / "build_record.json").read_text())
     assert list(record["stages"]) == ["appearance", "lipsync", "emotion"]
     assert record["stages"]["lipsync"]["frames"] == 14 and record["cache"]["clips"] == 12
+    assert record["autoencoder_detail"]["steps"] >= 1 and record["autoencoder_detail"]["edge_weight"] > 0
 
 
 def test_a_finished_build_resumes_as_a_no_op(built, capsys):

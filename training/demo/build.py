@@ -49,7 +49,13 @@ DEFAULT_OUT = REPO / "demo_model"
 DEFAULT_WORK = Path.home() / ".cache" / "comfyui-emocast" / "demo-build"
 SEED = 0
 DATA = dict(clips=480, identities=160, seed=SEED, size=64)
-STEPS = dict(text=600, audio=300, autoencoder=2000)
+STEPS = dict(text=600, audio=300, autoencoder=2000, autoencoder_detail=3000)
+# The autoencoder trains in two phases: the layout (every third frame), then the thin lines that carry the
+# expression (every second frame; heavier mouth and eye band, an edge term, from the first phase's weights).
+AUTOENCODER_PHASES = {
+    "autoencoder": dict(every=3, seed=SEED, lr=1e-3, band_weight=4.0, edge_weight=0.0),
+    "autoencoder_detail": dict(every=2, seed=SEED + 1, lr=5e-4, band_weight=8.0, edge_weight=1.0),
+}
 # The official model's code at demo width: every width the official model fixes is shrunk too.
 DEMO_CONFIG = EmoCASTConfig.tiny().with_(
     block_out_channels=(32, 32, 64, 64), layers_per_block=1, in_channels=encoders.AUTOENCODER["latent_channels"],
@@ -59,10 +65,12 @@ DEMO_CONFIG = EmoCASTConfig.tiny().with_(
 )
 # Toybench and demo clips are one to three 16-frame clips, and the first continues from the reference:
 # train that case often (motion frames replaced by the reference latent).
-OBJECTIVE = ObjectiveConfig(dropout=ConditionDropout(motion=0.25))
+# Half the time, too: motion frames show the clip's own expression, so with them the model can copy the
+# emotion instead of reading the prompt; at 0.25 the demo model ignored the text (emotion ~2x chance).
+OBJECTIVE = ObjectiveConfig(dropout=ConditionDropout(motion=0.5))
 # stage: (steps, batch, learning rate)
-STAGE_PLAN = {"appearance": (1500, 16, 5e-4), "lipsync": (1200, 4, 5e-4), "emotion": (800, 4, 5e-4)}
-AUTOENCODER_FILE = "autoencoder.safetensors"
+STAGE_PLAN = {"appearance": (2500, 16, 5e-4), "lipsync": (1200, 4, 5e-4), "emotion": (1000, 4, 5e-4)}
+AUTOENCODER_FILES = {"autoencoder": "autoencoder_coarse.safetensors", "autoencoder_detail": "autoencoder.safetensors"}
 
 
 def read_labels(videos: Path) -> list[dict]:
@@ -138,23 +146,28 @@ def training_frames(videos: Path, labels: list[dict], every: int = 3) -> tuple[n
 
 
 def autoencoder(work: Path, videos: Path, labels: list[dict], record: dict, scale: float):
+    """The two phases of AUTOENCODER_PHASES, each written once (a file that exists is complete)."""
     from diffusers import AutoencoderKL
     from safetensors.torch import load_file, save_file
 
-    path = work / AUTOENCODER_FILE
-    if path.is_file():
-        vae = AutoencoderKL(**encoders.AUTOENCODER)
-        vae.load_state_dict(load_file(str(path)))
-        return vae.eval().requires_grad_(False)
-    frames, boxes = training_frames(videos, labels)
-    steps = max(1, round(STEPS["autoencoder"] * scale))
-    with _timed(record, "autoencoder"):
-        vae = encoders.train_autoencoder(frames, boxes, steps, SEED)
-        factor = encoders.calibrate_latent_scale(vae, frames, 0.18215)
-    record["autoencoder"] = {"steps": steps, "frames": len(frames), "latent_rescale": factor}
-    state = {k: v.contiguous() for k, v in vae.state_dict().items()}
-    atomic_save(lambda tmp: save_file(state, tmp), path)  # a file that exists is complete
-    return vae
+    state = None
+    for phase, recipe in AUTOENCODER_PHASES.items():
+        path = work / AUTOENCODER_FILES[phase]
+        if path.is_file():
+            state = load_file(str(path))
+            continue
+        recipe = dict(recipe)
+        frames, boxes = training_frames(videos, labels, every=recipe.pop("every"))
+        steps = max(1, round(STEPS[phase] * scale))
+        with _timed(record, phase):
+            vae = encoders.train_autoencoder(frames, boxes, steps, init=state, **recipe)
+            factor = encoders.calibrate_latent_scale(vae, frames, 0.18215)
+        record[phase] = {"steps": steps, "frames": len(frames), "latent_rescale": factor, **recipe}
+        state = {k: v.contiguous() for k, v in vae.state_dict().items()}
+        atomic_save(lambda tmp: save_file(state, tmp), path)
+    vae = AutoencoderKL(**encoders.AUTOENCODER)
+    vae.load_state_dict(state)
+    return vae.eval().requires_grad_(False)
 
 
 def training_cache(work: Path, out: Path, videos: Path, vae, record: dict) -> Path:

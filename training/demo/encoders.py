@@ -49,21 +49,34 @@ def _log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------- autoencoder
+def _image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
+
+
 def train_autoencoder(frames: np.ndarray, mouth_boxes: np.ndarray, steps: int, seed: int = 0, batch: int = 16,
-                      lr: float = 1e-3):
-    """frames uint8 [N, S, S, 3], mouth_boxes [N, 4] (y0, y1, x0, x1) -> trained AutoencoderKL (eval)."""
+                      lr: float = 1e-3, init: dict | None = None, band_weight: float = 4.0,
+                      edge_weight: float = 0.0):
+    """frames uint8 [N, S, S, 3], mouth_boxes [N, 4] (y0, y1, x0, x1) -> trained AutoencoderKL (eval).
+
+    The loss is L1 + L2 per pixel, `band_weight` times heavier on the mouth and the eye-and-brow band.
+    `edge_weight` adds the L1 error of horizontal and vertical pixel differences (same weights):
+    brows, lids and lip lines are one or two pixels thin, so plain pixel losses learn them last.
+    `init`: a state dict to continue from (the build's detail phase starts from its coarse phase).
+    """
     from diffusers import AutoencoderKL
 
     torch.manual_seed(seed)
     vae = AutoencoderKL(**AUTOENCODER)
+    if init is not None:
+        vae.load_state_dict(init)
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
     size = frames.shape[1]
     weight = torch.ones(len(frames), 1, size, size)
     b = [round(v * size / 64) for v in EYE_BAND_64]
-    weight[:, :, b[0]:b[1], b[2]:b[3]] = 4.0  # eyes and brows: the expression
+    weight[:, :, b[0]:b[1], b[2]:b[3]] = band_weight  # eyes and brows: the expression
     for i, (y0, y1, x0, x1) in enumerate(mouth_boxes):
-        weight[i, :, y0:y1, x0:x1] = 4.0  # the mouth: lip sync and expression
+        weight[i, :, y0:y1, x0:x1] = band_weight  # the mouth: lip sync and expression
     g = torch.Generator().manual_seed(seed)
     vae.train()
     for step in range(steps):
@@ -72,8 +85,13 @@ def train_autoencoder(frames: np.ndarray, mouth_boxes: np.ndarray, steps: int, s
         post = vae.encode(x).latent_dist
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
         rec = vae.decode(z).sample
+        w = weight[idx]
         err = (rec - x).abs() + (rec - x) ** 2
-        loss = (err * weight[idx]).mean() + 1e-6 * post.kl().mean()
+        loss = (err * w).mean() + 1e-6 * post.kl().mean()
+        if edge_weight:
+            (ry, rx), (xy, xx) = _image_gradients(rec), _image_gradients(x)
+            loss = loss + edge_weight * (((ry - xy).abs() * w[..., 1:, :]).mean()
+                                         + ((rx - xx).abs() * w[..., :, 1:]).mean())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
