@@ -67,6 +67,8 @@ def test_generator_output_and_model_option_are_checked(cache, tmp_path):
         toybench.evaluate(lambda p, a, sr, c: np.zeros((3, 32, 32, 3), np.uint8), cases, None, "short")
     with pytest.raises(SystemExit):
         toybench.main(["--quick", "--model", str(tmp_path / "missing.safetensors")])
+    with pytest.raises(SystemExit):  # --roundtrip measures a model folder's autoencoder: it needs one
+        toybench.main(["--quick", "--roundtrip"])
     with pytest.raises(FileNotFoundError, match="is not a demo model folder"):
         toybench.model_generator(str(tmp_path))
     with pytest.raises(ValueError, match="at least 16"):

@@ -1,7 +1,7 @@
 """Toy benchmark of the embedded demo model (issue 7): a generator on held-out synthetic talking faces.
 
     python -m training.toybench [--quick] [--generator ground_truth|static] [--model PATH]
-                                [--steps N] [--guidance G] [--clips N] [--size S] [--seed N]
+                                [--steps N] [--guidance G] [--roundtrip] [--clips N] [--size S] [--seed N]
 
 Generator interface (`Generator`): generate(portrait, audio, sample_rate, caption)
 -> frames, with portrait uint8 [S, S, 3] (the identity's neutral still face, so
@@ -12,7 +12,9 @@ ceil(N / sample_rate * 25).  Reference generators, for calibration:
 lookup by audio, not a model); `static` repeats the portrait.  `--model FOLDER`
 runs a demo model folder (`demo_model/` in the repo: the tiny EmoCAST with its
 encoders, training/demo/generate.py) through the core pipeline, `--steps` DDIM
-steps per clip, `--guidance` the CFG scale (the sampler node's default, 3.5).
+steps per clip, `--guidance` the CFG scale (the sampler node's default, 3.5);
+with `--roundtrip` it scores the renderer's frames encoded and decoded by that
+folder's autoencoder instead: the most its decoder lets any model show.
 
 Clips (`build_cases`): synthetic_faces.make_clip on held-out identities and
 sentences, 1-1.6 s (cut inside the sentence), emotions balanced in blocks of
@@ -127,13 +129,18 @@ def static_generator(portrait: np.ndarray, audio: np.ndarray, sample_rate: int, 
     return np.repeat(portrait[None], frame_count(audio, sample_rate), axis=0)
 
 
-def model_generator(path: str, steps: int = 25, guidance: float = 3.5) -> Generator:
-    """A demo model folder (training/demo) as a generator."""
+def model_generator(path: str, steps: int = 25, guidance: float = 3.5, cases: list[Case] | None = None) -> Generator:
+    """A demo model folder (training/demo) as a generator; given `cases`, its autoencoder's round trip of
+    their ground-truth frames instead."""
     if not Path(path).is_dir():
         raise FileNotFoundError(f"--model {path}: no such folder (a demo model folder, e.g. demo_model/)")
     from .demo.generate import DemoModel
 
-    return DemoModel.load(path, steps=steps, guidance=guidance).generate
+    model = DemoModel.load(path, steps=steps, guidance=guidance)
+    if cases is None:
+        return model.generate
+    truth = ground_truth_generator(cases)
+    return lambda portrait, audio, rate, caption: model.roundtrip(truth(portrait, audio, rate, caption))
 
 
 GENERATORS: dict[str, Callable[[list[Case]], Generator]] = {
@@ -249,20 +256,25 @@ def main(argv=None) -> dict:
     ap.add_argument("--model", help="a demo model folder (demo_model/): benchmark it instead of --generator")
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps per clip for --model")
     ap.add_argument("--guidance", type=float, default=3.5, help="classifier-free guidance scale for --model")
+    ap.add_argument("--roundtrip", action="store_true",
+                    help="with --model: score the ground-truth frames through its autoencoder (the decoder's ceiling)")
     ap.add_argument("--clips", type=int, help=f"held-out clips (default {FULL['clips']}, quick {QUICK['clips']})")
     ap.add_argument("--size", type=int, help="frame size in pixels (default 64)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     preset = QUICK if args.quick else FULL
     try:
-        model = model_generator(args.model, args.steps, args.guidance) if args.model else None
+        if args.roundtrip and not args.model:
+            raise ValueError("--roundtrip needs --model (a demo model folder whose autoencoder to measure)")
         t0 = time.perf_counter()
         cases = build_cases(args.clips or preset["clips"], args.seed, args.size or preset["size"], preset["seconds"])
+        model = model_generator(args.model, args.steps, args.guidance, cases if args.roundtrip else None) \
+            if args.model else None
     except (ValueError, FileNotFoundError) as e:
         ap.error(str(e))
     classifier = emotion_classifier()
     t1 = time.perf_counter()
-    name = "model" if model else args.generator
+    name = ("roundtrip" if args.roundtrip else "model") if model else args.generator
     scores, acc = evaluate(model or GENERATORS[args.generator](cases), cases, classifier, name)
     for phrasing, table in acc.items():
         print(f"{name} {phrasing} phrasing: " + ", ".join(f"{e} {table[e]:.2f}" for e in EMOTIONS if e in table),

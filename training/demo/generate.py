@@ -55,6 +55,12 @@ class DemoModel:
     def _text(self, caption: str) -> torch.Tensor:
         return self.text.encode_ids(token_ids(self.text.tokenizer, caption))
 
+    def roundtrip(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 frames [T, S, S, 3] encoded and decoded by the bundled autoencoder (what its decoder can show)."""
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        y = self.codec.decode(self.codec.encode(x))
+        return (y.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+
     def generate(self, portrait: np.ndarray, audio: np.ndarray, sample_rate: int, caption: str) -> np.ndarray:
         """uint8 portrait [S, S, 3], mono float audio, caption -> uint8 frames [T, S, S, 3] at 25 fps."""
         image = torch.from_numpy(np.ascontiguousarray(portrait)).float() / 255
