@@ -20,6 +20,8 @@ sys.path.insert(0, str(REPO))
 from tests.harness.comfy_env import find_env  # noqa: E402
 from tests.harness.comfy_server import ComfyServer  # noqa: E402
 from tests.harness.workflow import _default, widget_layout  # noqa: E402
+from training import demo as demo_layout  # noqa: E402
+from training.demo import assets as demo_assets  # noqa: E402
 
 PORTRAIT = "emocast_portrait.png"
 SPEECH = "emocast_speech.wav"
@@ -27,10 +29,11 @@ MODELS = dict(checkpoint="net.pth", vae_name="sd-vae-ft-mse.safetensors", wav2ve
               text_encoder="clip-vit-large-patch14", insightface_dir="antelopev2")
 
 
-DEMO_MODELS = dict(checkpoint="emocast_demo.safetensors", wav2vec_model="emocast-demo-audio",
-                   text_encoder="emocast-demo-text")
-DEMO_INPUTS = dict(portrait="emocast_demo_portrait.png", face_mask="emocast_demo_face_mask.png",
-                   lip_mask="emocast_demo_lip_mask.png", speech="emocast_demo_speech.wav")
+# The demo folder's layout and the demo inputs, as training/demo names them (what the loaders list: base names).
+DEMO_MODELS = dict(checkpoint=Path(demo_layout.MODEL_FILE).name,
+                   wav2vec_model=Path(demo_layout.AUDIO_DIR).name, text_encoder=Path(demo_layout.TEXT_DIR).name)
+DEMO_INPUTS = dict(portrait=demo_assets.PORTRAIT, face_mask=demo_assets.FACE_MASK, lip_mask=demo_assets.LIP_MASK,
+                   speech=demo_assets.SPEECH)
 MASKS_ONLY = "none: whole image + masks (drawn faces)"  # nodes/portrait_prep.py
 
 

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from training.demo import MODEL_FILE
+
 from . import placeholder_models
 from .comfy_env import REPO, find_env
 from .comfy_server import ComfyError, ComfyServer, ExecutionFailed, PromptRejected
@@ -31,7 +33,7 @@ from .workflow import WorkflowError, load_workflow
 
 DEFAULT_WORKFLOW = REPO / "workflows" / "emocast_demo.json"
 DEMO_MODELS = REPO / "demo_model"
-DEMO_CHECKPOINT = DEMO_MODELS / "emocast" / "emocast_demo.safetensors"
+DEMO_CHECKPOINT = DEMO_MODELS / MODEL_FILE
 DEFAULT_BASE = REPO / ".cache" / "demo"
 
 
