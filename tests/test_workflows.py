@@ -2,7 +2,7 @@
 
 Models are placeholders in the official layouts (tests/harness/placeholder_models.py),
 except for the demo workflow, which runs the shipped demo model (demo_model/) as a
-user would and must show its drawn face talking with the asked emotion.  Each run
+user would and must show its drawn face talking, as itself.  Each run
 checks the mp4 a user would get: decodable, ceil(seconds x 25) frames, audio as
 long as the video within one frame.  Sizes and steps are cut for CPU.
 """
