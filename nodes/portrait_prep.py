@@ -12,8 +12,9 @@ import comfy.model_management as mm
 import folder_paths
 from comfy_api.latest import io, ui
 
-from ..emocast_core.face import (DEFAULT_CROP_SCALE, DETECTOR_FILE, FACE_EXPAND_RATIO, LANDMARKER_FILE, MODEL_SIZE,
-                                 load_face_models, masks_only_models, prepare_portrait, render_preview)
+from ..emocast_core.face import (DEFAULT_CROP_SCALE, DETECTOR_FILE, FACE_EXPAND_RATIO, LANDMARKER_FILE,
+                                 MASKS_ONLY_CHOICE, MODEL_SIZE, load_face_models, masks_only_models, prepare_portrait,
+                                 render_preview)
 from . import model_folders  # noqa: F401 - registers the "insightface" and "mediapipe" folders
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,6 @@ log = logging.getLogger(__name__)
 NODE_NAME = "EmoCAST Portrait Prep"
 PORTRAIT_TYPE = "EMOCAST_PORTRAIT"
 NONE_FOUND = "(none found: put antelopev2 in models/insightface/models/)"
-MASKS_ONLY = "none: whole image + masks (drawn faces)"
 
 
 def _insightface_candidates():
@@ -84,7 +84,7 @@ class EmoCASTPortraitPrep(io.ComfyNode):
                 io.Boolean.Input("allow_no_face", default=False,
                                  tooltip="If no face is found: on = use the whole image with a zero identity "
                                          "embedding (official fallback); off = stop with an error."),
-                io.Combo.Input("insightface_dir", options=[*list_insightface_dirs(), MASKS_ONLY],
+                io.Combo.Input("insightface_dir", options=[*list_insightface_dirs(), MASKS_ONLY_CHOICE],
                                tooltip="Folder in models/insightface/models/ with scrfd_10g_bnkps.onnx and "
                                        "glintr100.onnx (the InsightFace antelopev2 pack). Needs onnxruntime "
                                        "(or onnxruntime-gpu). 'none' detects nothing: the whole image (or a "
@@ -119,7 +119,7 @@ class EmoCASTPortraitPrep(io.ComfyNode):
         if image.ndim == 4 and image.shape[0] > 1:
             log.info("%s: using the first of %d images", NODE_NAME, image.shape[0])
         try:
-            if insightface_dir == MASKS_ONLY:  # no detector: zero identity, regions from the masks
+            if insightface_dir == MASKS_ONLY_CHOICE:  # no detector: zero identity, regions from the masks
                 models, allow_no_face = masks_only_models(), True
             else:
                 folder = resolve_insightface_dir(insightface_dir)

@@ -17,6 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from emocast_core.face import MASKS_ONLY_CHOICE as MASKS_ONLY  # noqa: E402
 from tests.harness.comfy_env import find_env  # noqa: E402
 from tests.harness.comfy_server import ComfyServer  # noqa: E402
 from tests.harness.workflow import _default, widget_layout  # noqa: E402
@@ -34,7 +35,6 @@ DEMO_MODELS = dict(checkpoint=Path(demo_layout.MODEL_FILE).name,
                    wav2vec_model=Path(demo_layout.AUDIO_DIR).name, text_encoder=Path(demo_layout.TEXT_DIR).name)
 DEMO_INPUTS = dict(portrait=demo_assets.PORTRAIT, face_mask=demo_assets.FACE_MASK, lip_mask=demo_assets.LIP_MASK,
                    speech=demo_assets.SPEECH)
-MASKS_ONLY = "none: whole image + masks (drawn faces)"  # nodes/portrait_prep.py
 
 
 def conditioning(emotion: dict, audio_file=SPEECH, sampler: dict | None = None, paste_back=False) -> dict:

@@ -83,17 +83,17 @@ def test_resolution_sets_the_model_frame_size(node):
 def test_masks_only_detects_nothing_and_takes_the_painted_regions(node, module):
     """'none' (drawn faces, the demo model): the red square is not looked for; the masks are the regions."""
     options = next(i for i in module.EmoCASTPortraitPrep.GET_SCHEMA().inputs if i.id == "insightface_dir").options
-    assert module.MASKS_ONLY in options
+    assert module.MASKS_ONLY_CHOICE in options
     face = torch.zeros(1, 480, 640)
     face[0, 100:300, 150:350] = 1
     lip = torch.zeros(1, 480, 640)
     lip[0, 220:260, 200:300] = 1
-    portrait = run(node, insightface_dir=module.MASKS_ONLY, crop_scale=0.0, face_mask=face, lip_mask=lip,
+    portrait = run(node, insightface_dir=module.MASKS_ONLY_CHOICE, crop_scale=0.0, face_mask=face, lip_mask=lip,
                    resolution=64).result[0]
     assert not portrait.face_detected and float(portrait.face_embedding.abs().sum()) == 0
     assert portrait.landmark_source.endswith("+user-face+user-lip")
     assert (portrait.crop.width, portrait.crop.height) == (640, 480)  # the whole image
     assert portrait.face_box == (150, 100, 350, 300) and portrait.lip_box == (200, 220, 300, 260)
     # Without masks it is the whole image as the face, as allow_no_face (which 'none' implies) gives.
-    bare = run(node, insightface_dir=module.MASKS_ONLY, crop_scale=0.0, resolution=64).result[0]
+    bare = run(node, insightface_dir=module.MASKS_ONLY_CHOICE, crop_scale=0.0, resolution=64).result[0]
     assert bare.lip_box is None and float(bare.face_region.min()) > 0.999

@@ -54,6 +54,10 @@ class NoFaceDetector:
         return []
 
 
+# How graphs (the Portrait Prep node's insightface_dir choice, saved workflows) name masks_only_models.
+MASKS_ONLY_CHOICE = "none: whole image + masks (drawn faces)"
+
+
 def masks_only_models() -> FaceModels:
     """FaceModels that detect nothing and skip MediaPipe: the regions come from the user's masks."""
     return FaceModels(detector=NoFaceDetector(), embedder=None, use_mediapipe=False)
