@@ -30,6 +30,16 @@ class CheckpointError(ValueError):
     """The file exists but is not a loadable EmoCAST checkpoint."""
 
 
+def read_safetensors(path: str | os.PathLike, what: str = "file") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a .safetensors file; a missing file is a FileNotFoundError naming `what`."""
+    from safetensors import safe_open
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    with safe_open(str(path), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+
+
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a checkpoint file (memory-mapped where possible)."""
     path = Path(path)
@@ -38,11 +48,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     size = path.stat().st_size
     try:
         if path.suffix == ".safetensors":
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
-                metadata = f.metadata() or {}
-                state = {k: f.get_tensor(k) for k in f.keys()}
+            state, metadata = read_safetensors(path)
         else:
             state, metadata = torch.load(path, map_location="cpu", weights_only=True, mmap=True), {}
     except Exception as err:  # noqa: BLE001 - every reader failure means the same thing to a user

@@ -13,7 +13,7 @@ if __package__ and "." in __package__:
     from ..emocast_core.models.attention_processors import ReferenceReadProcessor, ReferenceWriteProcessor
     from ..emocast_core.pipeline.scheduler import make_scheduler
     from ..emocast_core.text.presets import PRESET_NAMES, preset_name
-    from ..emocast_core.weights import atomic_save, load_net
+    from ..emocast_core.weights import atomic_save, load_net, read_safetensors
 else:
     from emocast_core.config import EmoCASTConfig
     from emocast_core.deterministic_weights import fill_deterministic
@@ -21,4 +21,4 @@ else:
     from emocast_core.models.attention_processors import ReferenceReadProcessor, ReferenceWriteProcessor
     from emocast_core.pipeline.scheduler import make_scheduler
     from emocast_core.text.presets import PRESET_NAMES, preset_name
-    from emocast_core.weights import atomic_save, load_net
+    from emocast_core.weights import atomic_save, load_net, read_safetensors

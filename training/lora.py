@@ -28,11 +28,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from ._core import atomic_save
+from ._core import atomic_save, read_safetensors
 
 LORA_FORMAT = "emocast-lora"
 LORA_FORMAT_VERSION = "1"
@@ -97,11 +96,7 @@ def save_lora(path: str | os.PathLike, state: dict[str, torch.Tensor], metadata:
 
 def load_lora(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"LoRA file not found: {path}")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        state = {k: f.get_tensor(k) for k in f.keys()}
+    state, meta = read_safetensors(path, "LoRA file")
     if meta.get("emocast.format") != LORA_FORMAT:
         raise ValueError(f"{path.name} is not an EmoCAST LoRA (metadata emocast.format is "
                          f"{meta.get('emocast.format')!r}); train it with the EmoCAST trainer")

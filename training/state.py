@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ._core import atomic_save as _atomic_save
+from ._core import atomic_save as _atomic_save, read_safetensors
 
 CHECKPOINT_FORMAT = "emocast-train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -93,11 +92,7 @@ def atomic_save(tensors: dict[str, torch.Tensor], doc: dict, path: Path) -> None
 
 def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"training checkpoint not found: {path}")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tensors, meta = read_safetensors(path, "training checkpoint")
     if META_KEY not in meta:
         raise ValueError(f"{path.name} is not an EmoCAST training checkpoint (no {META_KEY} metadata)")
     return tensors, json.loads(meta[META_KEY])
