@@ -53,7 +53,7 @@ def _sync(device):
 def run(config: str, device: str, dtype: str, size: int, frames: int, steps: int, repeats: int) -> dict:
     cfg = getattr(EmoCASTConfig, config)()
     device, torch_dtype = torch.device(device), DTYPES[dtype]
-    latent = size // 8
+    latent = size // cfg.latent_factor
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     net = EmoCASTNet(cfg).to(device, torch_dtype).eval().requires_grad_(False)
@@ -107,7 +107,7 @@ def run_pipeline(config: str, device: str, dtype: str, size: int, seconds: float
     g = torch.Generator().manual_seed(0)
     frames = max(1, round(seconds * 25))
     padded = -(-frames // cfg.clip_length) * cfg.clip_length
-    latent = size // 8
+    latent = size // cfg.latent_factor
     audio = AudioFeatures(torch.randn(padded, cfg.audio_layers, cfg.audio_channels, generator=g), frames, 25.0)
     request = TalkingHeadRequest(
         reference=torch.rand(1, 3, size, size, generator=g) * 2 - 1,

@@ -76,6 +76,12 @@ class EmoCASTConfig:
     def time_embed_dim(self) -> int:
         return 4 * self.block_out_channels[0]
 
+    @property
+    def latent_factor(self) -> int:
+        """Pixels per latent cell: the FaceLocator halves the face box once per channel step, to the latent grid
+        of the VAE the model was trained with (8, SD's VAE, officially)."""
+        return 2 ** (len(self.face_locator_channels) - 1)
+
     def down_block_channels(self) -> list[tuple[int, int]]:
         """(in, out) channels of the 4 down blocks, in the SD1.5 UNet's order."""
         ch = self.block_out_channels

@@ -111,8 +111,10 @@ def infer_config(state: dict[str, torch.Tensor], metadata: dict[str, str] | None
         eaa = state[f"{unet}mid_block.audio_modules.0.transformer_blocks.0.attn_audioemo.to_q.weight"]
         face_proj = state["imageproj.proj.weight"]
         audio_in = state["audioproj.proj1.weight"]
-        locator = tuple(state[f"face_locator.blocks.{i}.weight"].shape[1] for i in (0, 2, 4)) + (
-            state["face_locator.blocks.5.weight"].shape[0],
+        blocks = sum(1 for k in state if k.startswith("face_locator.blocks.") and k.endswith(".weight"))
+        # pairs of (same-width conv, strided conv): one pair per halving of the latent grid (3 officially)
+        locator = tuple(state[f"face_locator.blocks.{i}.weight"].shape[1] for i in range(0, blocks, 2)) + (
+            state[f"face_locator.blocks.{max(blocks - 1, 0)}.weight"].shape[0],
         )
         pe = state[f"{unet}mid_block.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.0.pos_encoder.pe"]
     except KeyError as err:

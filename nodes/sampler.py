@@ -100,7 +100,7 @@ class EmoCASTSampler(io.ComfyNode):
             reference=portrait.image,
             face_embedding=portrait.face_embedding,
             face_region=portrait.face_region,
-            mask_levels=portrait.mask_levels,
+            mask_levels=portrait.mask_levels_for(model.net.config.latent_factor),
             audio=audio,
             text_cond=emotion.cond[:1],
             text_uncond=emotion.uncond,

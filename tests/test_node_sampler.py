@@ -6,7 +6,7 @@ sampler is checked against the official diffusers path.
 """
 import importlib
 import math
-from types import SimpleNamespace
+from dataclasses import replace
 
 import pytest
 import torch
@@ -15,6 +15,7 @@ from diffusers import AutoencoderKL
 from emocast_core.audio.features import AudioFeatures
 from emocast_core.config import EmoCASTConfig
 from emocast_core.deterministic_weights import fill_deterministic
+from emocast_core.face import masks_only_models, prepare_portrait
 from emocast_core.models import EmoCASTNet
 from emocast_core.pipeline import SD_VAE_ARCHITECTURE, DiffusersVAECodec
 from emocast_core.text import EmotionConditioning
@@ -93,14 +94,12 @@ def make_inputs(frames=20, constant=True, sample_rate=16000):
     cond = torch.randn(1 if constant else 2, 77, CFG.cross_attention_dim, generator=g)
     emotion = EmotionConditioning(prompts=["a", "b"][: cond.shape[0]], times_s=[0.0, 0.4][: cond.shape[0]],
                                   cond=cond, uncond=torch.randn(1, 77, CFG.cross_attention_dim, generator=g))
-    region = torch.zeros(1, 3, SIZE, SIZE)
-    region[..., 16:48, 20:44] = 1
-    portrait = SimpleNamespace(
-        image=torch.rand(1, 3, SIZE, SIZE, generator=g) * 2 - 1,
-        face_embedding=torch.randn(1, CFG.face_embed_dim, generator=g),
-        face_region=region,
-        mask_levels=[tuple(torch.rand(1, (8 >> l) ** 2, generator=g) for _ in range(3)) for l in range(4)],
-    )
+    face = torch.zeros(1, SIZE, SIZE)
+    face[:, 16:48, 20:44] = 1
+    portrait = prepare_portrait(torch.rand(SIZE, SIZE, 3, generator=g), masks_only_models(), allow_no_face=True,
+                                crop_scale=0, face_mask=face, size=SIZE)
+    # The tiny model's face embedding is narrower than ArcFace's.
+    portrait = replace(portrait, face_embedding=torch.randn(1, CFG.face_embed_dim, generator=g))
     return portrait, audio, emotion
 
 
@@ -231,3 +230,29 @@ def test_sampler_uses_an_autoencoder_bundled_in_the_checkpoint(comfy):
     plain = comfy.run_node("LoadEmoCAST", checkpoint="tiny_net.pth", dtype="fp32").result[0]
     with pytest.raises(ValueError, match="connect a VAE"):
         comfy.run_node("EmoCASTSampler", **{**inputs, "model": plain})
+
+
+def test_a_factor_4_bundle_samples_on_its_finer_latent_grid(comfy):
+    """A checkpoint bundling a factor-4 autoencoder (the demo model's kind): the portrait's masks follow the
+    model's latent grid (16x16 for 64²), and a factor-8 VAE connected to it is refused by name."""
+    from emocast_core.weights import save_net
+
+    cfg4 = CFG.with_(face_locator_channels=(16, 32, 64))
+    torch.manual_seed(0)
+    small = AutoencoderKL(block_out_channels=(32,) * 3, down_block_types=("DownEncoderBlock2D",) * 3,
+                          up_block_types=("UpDecoderBlock2D",) * 3, layers_per_block=1, latent_channels=4).eval()
+    save_net(fill_deterministic(EmoCASTNet(cfg4)), comfy.models_dir / "emocast" / "tiny_f4.safetensors", vae=small)
+    model = comfy.run_node("LoadEmoCAST", checkpoint="tiny_f4.safetensors", dtype="fp32").result[0]
+    assert model.net.config.latent_factor == 4
+    portrait, audio, emotion = make_inputs(frames=5)
+    inputs = dict(model=model, portrait=portrait, audio_features=audio, emotion=emotion, seed=42, steps=1, cfg=3.5,
+                  pose_weight=1.0, face_weight=1.0, lip_weight=1.0, paste_back=False, feather=24)
+    images = comfy.run_node("EmoCASTSampler", **inputs).result[0]
+    assert images.shape == (5, SIZE, SIZE, 3) and float(images.std()) > 0
+
+
+def test_a_factor_8_vae_on_a_factor_4_model_is_named(comfy, comfy_vae):
+    model = comfy.run_node("LoadEmoCAST", checkpoint="tiny_f4.safetensors", dtype="fp32").result[0]
+    portrait, audio, emotion = make_inputs(frames=5)
+    with pytest.raises(ValueError, match="downsamples by 4: use the VAE it was trained with"):
+        run_sampler(comfy, comfy_vae, portrait, audio, emotion, model=model, steps=1)

@@ -20,14 +20,17 @@ def net():
     return fill_deterministic(EmoCASTNet(CFG)).eval()
 
 
-@pytest.fixture(scope="module")
-def codec():
+def _factor8_codec():
     torch.manual_seed(0)
-    vae = AutoencoderKL(
+    return DiffusersVAECodec(AutoencoderKL(
         block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=32, layers_per_block=1,
-    ).eval()
-    return DiffusersVAECodec(vae)
+    ).eval())
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return _factor8_codec()
 
 
 def make_request(frames=20, seed=7, steps=2):
@@ -116,3 +119,33 @@ def test_per_frame_emotion(net, codec):
     req.emotion_per_frame = req.emotion_per_frame[:10]
     with pytest.raises(ValueError, match="per-frame emotion covers 10 frames"):
         generate_talking_head(net, codec, req)
+
+
+def test_a_factor_4_model_runs_on_16x16_latents_and_mismatches_are_named():
+    """A model trained on a factor-4 autoencoder (the demo's) takes a 16x16 latent grid from a 64² portrait;
+    a VAE, or masks, on another grid is refused with what to change instead of a shape error deep inside."""
+    from emocast_core.face import portrait_masks
+
+    cfg4 = CFG.with_(face_locator_channels=(16, 32, 64))
+    assert (CFG.latent_factor, cfg4.latent_factor) == (8, 4)
+    net4 = fill_deterministic(EmoCASTNet(cfg4)).eval()
+    torch.manual_seed(0)
+    vae4 = AutoencoderKL(
+        block_out_channels=(32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3, latent_channels=4, norm_num_groups=32, layers_per_block=1,
+    ).eval()
+    req = make_request(frames=5)
+    req.mask_levels = portrait_masks((16, 8, 48, 56), (24, 36, 40, 48), SIZE, SIZE, SIZE, latent_factor=4).levels
+    assert [m[0].shape[-1] for m in req.mask_levels] == [256, 64, 16, 4]
+    frames = generate_talking_head(net4, DiffusersVAECodec(vae4), req)
+    assert frames.shape == (5, SIZE, SIZE, 3) and frames.dtype == torch.uint8
+
+    with pytest.raises(ValueError, match="downsamples by 4: use the VAE it was trained with"):
+        generate_talking_head(net4, _factor8_codec(), req)
+    req8 = make_request(frames=5)  # masks on the 8x8 grid
+    with pytest.raises(ValueError, match=r"16x16 latent grid needs 256.*mask_levels_for\(4\)"):
+        generate_talking_head(net4, DiffusersVAECodec(vae4), req8)
+    req8.reference = torch.zeros(1, 3, 80, 80)
+    with pytest.raises(ValueError, match="divisible by 32"):
+        generate_talking_head(net4, DiffusersVAECodec(vae4), req8)
+

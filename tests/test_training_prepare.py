@@ -8,6 +8,7 @@ import math
 import shutil
 import subprocess
 import wave
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -156,6 +157,19 @@ def test_cache_feeds_a_training_batch(prepared):
     batch = cache.collate([cache[WindowKey(0, 1)], cache[WindowKey(1, 2)]])
     assert batch["latents"].shape == (2, 4, 14, 8, 8) and batch["audio"].shape == (2, 14, 5, 12, 768)
     assert batch["mask_levels"][0][0].shape == (2, 64) and batch["uncond_text"].shape == (1, 77, 768)
+
+
+def test_a_factor_4_autoencoder_gets_masks_on_its_latent_grid(videos, models, tmp_path):
+    """The demo model's autoencoder downsamples by 4: the cache's mask levels follow its 16x16 latents."""
+    torch.manual_seed(0)
+    vae4 = AutoencoderKL(block_out_channels=(32,) * 3, down_block_types=("DownEncoderBlock2D",) * 3,
+                         up_block_types=("UpDecoderBlock2D",) * 3, layers_per_block=1, latent_channels=4).eval()
+    report = prepare_dataset(videos, tmp_path / "ds", replace(models, vae=DiffusersVAECodec(vae4)),
+                             PrepareConfig(resolution=SIZE, max_seconds=1.0, min_frames=8))
+    assert "a_000" in report.prepared, report.summary()
+    tensors = load_file(str(tmp_path / "ds" / "a_000" / "tensors.safetensors"))
+    assert tensors["latents"].shape[-2:] == (SIZE // 4, SIZE // 4)
+    assert [tensors[f"mask_level_{lv}"].shape for lv in range(4)] == [(3, (16 >> lv) ** 2) for lv in range(4)]
 
 
 def test_interrupt_keeps_complete_clips_and_resumes(videos, models, tmp_path):

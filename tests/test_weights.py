@@ -32,6 +32,12 @@ def test_config_is_inferred_from_an_official_layout_file(net_pth):
     assert infer_config(state) == TINY
 
 
+def test_a_factor_4_face_locator_is_inferred_from_the_shapes():
+    """Two halvings instead of three (a model trained on a factor-4 autoencoder) read back without metadata."""
+    cfg4 = TINY.with_(face_locator_channels=(8, 16, 24))
+    assert infer_config(EmoCASTNet(cfg4).state_dict()) == cfg4 and cfg4.latent_factor == 4
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_load_net_strict_in_each_dtype(net_pth, tiny_state, dtype):
     net = load_net(net_pth, dtype=dtype)

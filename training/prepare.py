@@ -237,10 +237,11 @@ def _prepare_video(source: Source, root: Path, models: PrepareModels, config: Pr
             t = min(len(latents), audio.num_frames, stop - start)
             if t < config.min_frames:
                 raise SkipVideo(f"too short: {t} frames with both picture and sound, need {config.min_frames}")
+            levels = portrait.mask_levels_for(portrait.size // latents.shape[-1])  # the VAE's latent grid
             clip = PreparedClip(
                 latents=latents[:t], audio=audio.hidden_states[:t], text=text,
                 face_embedding=portrait.face_embedding.reshape(-1), face_region=portrait.face_region[0],
-                mask_levels=[torch.cat(level) for level in portrait.mask_levels], caption=source.caption,
+                mask_levels=[torch.cat(level) for level in levels], caption=source.caption,
                 emotion=source.emotion, energy=energy(t), fps=FPS)
             write_clip(root, clip_id, clip)
             report.prepared.append(clip_id)

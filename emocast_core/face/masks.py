@@ -112,14 +112,17 @@ class PortraitMasks:
     lip_blur: torch.Tensor  # [grid, grid] lip_b
 
 
-def portrait_masks(face_box: Box, lip_box: Box | None, height: int, width: int, size: int = 512) -> PortraitMasks:
+def portrait_masks(face_box: Box, lip_box: Box | None, height: int, width: int, size: int = 512,
+                   latent_factor: int = 8) -> PortraitMasks:
     """Masks for boxes given in an image of height×width that is shown to the model at size².
 
+    The levels are on the latent grid (size / latent_factor, 8 for SD's VAE) and its three halvings.
     lip_box None (no landmarks and no mouth) gives lip = 0 everywhere.
     """
-    if size % 64:
-        raise ValueError(f"size must be a multiple of 64 (4 levels of the size/8 latent), got {size}.")
-    grid = size // 8
+    if size % (8 * latent_factor):
+        raise ValueError(f"size must be a multiple of {8 * latent_factor} ({LEVELS} levels of the "
+                         f"size/{latent_factor} latent), got {size}.")
+    grid = size // latent_factor
     face_hard = hard_box(face_box, height, width)
     face_b = blurred_box(face_hard, grid, FACE_BLUR_KERNEL)
     lip_b = blurred_box(hard_box(lip_box, height, width), grid, LIP_BLUR_KERNEL)

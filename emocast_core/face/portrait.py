@@ -83,7 +83,8 @@ class Portrait:
     face_embedding   [1, 512] raw ArcFace (zeros without a face) -> ImageProj
     face_region      [1, 3, S, S] hard face box, 3 identical channels -> FaceLocator
     mask_levels      4 × (full, face, lip), each [1, h·w], h = w = S/8, S/16, S/32, S/64
-                     (64², 32², 16², 8² for 512²) -> the audio modules of each level
+                     (64², 32², 16², 8² for 512²) -> the audio modules of each level;
+                     `mask_levels_for` gives them for a model on another latent grid
     crop             CropGeometry: where the S² frame lies in source_image (paste_back)
     source_image     [H, W, 3] in 0..1, the normalised input
     landmark_source  how the boxes were found: "mediapipe-task", "mediapipe-face-mesh",
@@ -121,6 +122,13 @@ class Portrait:
             return None
         sx, sy = self.size / self.crop.width, self.size / self.crop.height
         return box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
+
+    def mask_levels_for(self, latent_factor: int) -> list:
+        """mask_levels on the latent grid of a VAE that downsamples by `latent_factor` (8 is SD's, the stored ones)."""
+        if latent_factor == 8:
+            return self.mask_levels
+        return portrait_masks(self.face_box, self.lip_box, self.crop.height, self.crop.width, self.size,
+                              latent_factor).levels
 
     def face_mask_in_source(self) -> torch.Tensor:
         """[H, W] hard face box in source-image pixels (the part of it inside the image)."""

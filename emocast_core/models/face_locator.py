@@ -26,7 +26,7 @@ class FaceLocator(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, mask: torch.Tensor) -> torch.Tensor:
-        """mask [B, C, F, H, W] -> features [B, out, F, H/8, W/8]."""
+        """mask [B, C, F, H, W] -> features [B, out, F, H/f, W/f], f = 2 ** (len(channels) - 1) (8 officially)."""
         b, _, f = mask.shape[:3]
         x = mask.transpose(1, 2).flatten(0, 1)
         x = F.silu(self.conv_in(x))

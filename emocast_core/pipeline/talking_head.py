@@ -44,9 +44,15 @@ ProgressFn = Callable[[int, int], None]  # (steps done, steps total); may raise 
 def _check(req: TalkingHeadRequest, net: EmoCASTNet) -> None:
     if req.steps < 1:
         raise ValueError(f"steps must be at least 1, got {req.steps}")
-    size = req.reference.shape[-1]
-    if req.reference.shape[-2] != size or size % 64:
-        raise ValueError(f"the reference image must be square with a side divisible by 64, got {tuple(req.reference.shape[-2:])}")
+    size, multiple = req.reference.shape[-1], 8 * net.config.latent_factor
+    if req.reference.shape[-2] != size or size % multiple:
+        raise ValueError(f"the reference image must be square with a side divisible by {multiple}, "
+                         f"got {tuple(req.reference.shape[-2:])}")
+    grid = size // net.config.latent_factor
+    if req.mask_levels[0][0].shape[-1] != grid * grid:
+        raise ValueError(f"mask_levels[0] has {req.mask_levels[0][0].shape[-1]} cells, the model's {grid}x{grid} "
+                         f"latent grid needs {grid * grid}: make them with the model's latent factor "
+                         f"(Portrait.mask_levels_for({net.config.latent_factor}))")
     if req.emotion_per_frame is not None and req.emotion_per_frame.shape[0] < req.audio.num_clips * req.audio.clip_length:
         raise ValueError(
             f"per-frame emotion covers {req.emotion_per_frame.shape[0]} frames, the audio needs "
@@ -79,6 +85,10 @@ def generate_talking_head(
     reference = req.reference.to(**to)
     ref_latent = codec.encode(reference).to(**to)
     latent_size = ref_latent.shape[-1]
+    if latent_size * net.config.latent_factor != req.reference.shape[-1]:
+        raise ValueError(
+            f"the VAE turns the {req.reference.shape[-1]}² reference into a {latent_size}² latent, but the model "
+            f"was trained on a VAE that downsamples by {net.config.latent_factor}: use the VAE it was trained with")
     generator = torch.Generator().manual_seed(req.seed)
     scheduler = make_scheduler()
     motion = torch.cat([ref_latent, ref_latent, ref_latent])  # (reference, m1, m2) for clip 0

@@ -67,7 +67,8 @@ class DemoModel:
         p = drawn_portrait(image, size=portrait.shape[0])
         features = encode_audio(self.wav2vec, torch.from_numpy(np.asarray(audio, np.float32))[None], sample_rate)
         request = TalkingHeadRequest(
-            reference=p.image, face_embedding=p.face_embedding, face_region=p.face_region, mask_levels=p.mask_levels,
+            reference=p.image, face_embedding=p.face_embedding, face_region=p.face_region,
+            mask_levels=p.mask_levels_for(self.net.config.latent_factor),
             audio=features, text_cond=self._text(caption), text_uncond=self._text(""), steps=self.steps,
             guidance=self.guidance, seed=self.seed,
         )
