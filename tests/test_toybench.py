@@ -70,6 +70,6 @@ def test_generator_output_and_model_option_are_checked(cache, tmp_path):
     with pytest.raises(SystemExit):  # --roundtrip measures a model folder's autoencoder: it needs one
         toybench.main(["--quick", "--roundtrip"])
     with pytest.raises(FileNotFoundError, match="is not a demo model folder"):
-        toybench.model_generator(str(tmp_path))
+        toybench.load_model(str(tmp_path))
     with pytest.raises(ValueError, match="at least 16"):
         toybench.build_cases(8)

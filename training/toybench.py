@@ -129,16 +129,17 @@ def static_generator(portrait: np.ndarray, audio: np.ndarray, sample_rate: int, 
     return np.repeat(portrait[None], frame_count(audio, sample_rate), axis=0)
 
 
-def model_generator(path: str, steps: int = 25, guidance: float = 3.5, cases: list[Case] | None = None) -> Generator:
-    """A demo model folder (training/demo) as a generator; given `cases`, its autoencoder's round trip of
-    their ground-truth frames instead."""
+def load_model(path: str, steps: int = 25, guidance: float = 3.5):
+    """A demo model folder (training/demo) as a `DemoModel`: `.generate` is a generator."""
     if not Path(path).is_dir():
         raise FileNotFoundError(f"--model {path}: no such folder (a demo model folder, e.g. demo_model/)")
     from .demo.generate import DemoModel
 
-    model = DemoModel.load(path, steps=steps, guidance=guidance)
-    if cases is None:
-        return model.generate
+    return DemoModel.load(path, steps=steps, guidance=guidance)
+
+
+def roundtrip_generator(model, cases: list[Case]) -> Generator:
+    """The ground-truth frames of `cases` encoded and decoded by `model`'s autoencoder."""
     truth = ground_truth_generator(cases)
     return lambda portrait, audio, rate, caption: model.roundtrip(truth(portrait, audio, rate, caption))
 
@@ -266,16 +267,20 @@ def main(argv=None) -> dict:
     try:
         if args.roundtrip and not args.model:
             raise ValueError("--roundtrip needs --model (a demo model folder whose autoencoder to measure)")
+        model = load_model(args.model, args.steps, args.guidance) if args.model else None  # a bad path fails first
         t0 = time.perf_counter()
         cases = build_cases(args.clips or preset["clips"], args.seed, args.size or preset["size"], preset["seconds"])
-        model = model_generator(args.model, args.steps, args.guidance, cases if args.roundtrip else None) \
-            if args.model else None
     except (ValueError, FileNotFoundError) as e:
         ap.error(str(e))
     classifier = emotion_classifier()
     t1 = time.perf_counter()
-    name = ("roundtrip" if args.roundtrip else "model") if model else args.generator
-    scores, acc = evaluate(model or GENERATORS[args.generator](cases), cases, classifier, name)
+    if model is None:
+        name, generator = args.generator, GENERATORS[args.generator](cases)
+    elif args.roundtrip:
+        name, generator = "roundtrip", roundtrip_generator(model, cases)
+    else:
+        name, generator = "model", model.generate
+    scores, acc = evaluate(generator, cases, classifier, name)
     for phrasing, table in acc.items():
         print(f"{name} {phrasing} phrasing: " + ", ".join(f"{e} {table[e]:.2f}" for e in EMOTIONS if e in table),
               file=sys.stderr)
