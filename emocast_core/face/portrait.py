@@ -124,8 +124,8 @@ class Portrait:
         return box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
 
     def mask_levels_for(self, latent_factor: int) -> list:
-        """mask_levels on the latent grid of a VAE that downsamples by `latent_factor` (8 is SD's, the stored ones)."""
-        if latent_factor == 8:
+        """mask_levels on the latent grid of a VAE that downsamples by `latent_factor` (the stored ones: SD's 8)."""
+        if self.mask_levels[0][0].shape[-1] == (self.size // latent_factor) ** 2:
             return self.mask_levels
         return portrait_masks(self.face_box, self.lip_box, self.crop.height, self.crop.width, self.size,
                               latent_factor).levels
