@@ -1,5 +1,6 @@
 """EmoCASTPortraitPrep against real ComfyUI 0.3.75, in-process, with tiny SCRFD/ArcFace nets in models/insightface."""
 import importlib
+import logging
 
 import pytest
 import torch
@@ -80,16 +81,19 @@ def test_resolution_sets_the_model_frame_size(node):
     assert [m[0].shape[-1] for m in portrait.mask_levels] == [16 * 16, 8 * 8, 4 * 4, 2 * 2]
 
 
-def test_masks_only_detects_nothing_and_takes_the_painted_regions(node, module):
-    """'none' (drawn faces, the demo model): the red square is not looked for; the masks are the regions."""
+def test_masks_only_detects_nothing_and_takes_the_painted_regions(node, module, caplog):
+    """'none' (drawn faces, the demo model): the red square is not looked for; the masks are the regions,
+    and no "no face" warning: finding none is what the user chose."""
     options = next(i for i in module.EmoCASTPortraitPrep.GET_SCHEMA().inputs if i.id == "insightface_dir").options
     assert module.MASKS_ONLY_CHOICE in options
     face = torch.zeros(1, 480, 640)
     face[0, 100:300, 150:350] = 1
     lip = torch.zeros(1, 480, 640)
     lip[0, 220:260, 200:300] = 1
-    portrait = run(node, insightface_dir=module.MASKS_ONLY_CHOICE, crop_scale=0.0, face_mask=face, lip_mask=lip,
-                   resolution=64).result[0]
+    with caplog.at_level(logging.WARNING):
+        portrait = run(node, insightface_dir=module.MASKS_ONLY_CHOICE, crop_scale=0.0, face_mask=face, lip_mask=lip,
+                       resolution=64).result[0]
+    assert "no face" not in caplog.text
     assert not portrait.face_detected and float(portrait.face_embedding.abs().sum()) == 0
     assert portrait.landmark_source.endswith("+user-face+user-lip")
     assert (portrait.crop.width, portrait.crop.height) == (640, 480)  # the whole image

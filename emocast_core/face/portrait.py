@@ -215,7 +215,8 @@ def prepare_portrait(image, models: FaceModels, *, face_expand_ratio: float = FA
             raise ValueError(f"No face found in {name} ({width}x{height}). Use a frontal portrait with a clearly "
                              f"visible face, or enable allow_no_face to animate the whole image without identity "
                              f"(zero face embedding), as the official code does.")
-        log.warning("EmoCAST: no face in %s; using the whole image and a zero face embedding", name)
+        if not isinstance(models.detector, NoFaceDetector):  # masks-only: no face is what was asked for
+            log.warning("EmoCAST: no face in %s; using the whole image and a zero face embedding", name)
     embedding = models.embedder.embed(rgb, face.keypoints) if face is not None else no_face_embedding()
 
     crop = _crop_geometry(face, user_face, width, height, crop_scale, size)
