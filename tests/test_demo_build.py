@@ -53,9 +53,43 @@ def test_a_finished_build_resumes_as_a_no_op(built, capsys):
     assert json.loads((root / "work" / "record.json").read_text()) == before[1]
 
 
+@pytest.fixture(scope="module")
+def built_factor_4(comfy_env, tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo-build-f4")
+    argv = ["--work", str(root / "work"), "--out", str(root / "out"), "--clips", "12", "--steps-scale", "0.004",
+            "--tokenizer", str(comfy_env.core / "comfy" / "sd1_tokenizer"), "--latent-factor", "4"]
+    build.main(argv)
+    return root, argv
+
+
+def test_a_factor_4_build_trains_on_16x16_latents_and_cannot_resume_as_factor_8(built_factor_4):
+    root, argv = built_factor_4
+    net, vae = load_checkpoint(root / "out" / MODEL_FILE, dtype=torch.float32)
+    assert net.config == build.demo_config(4) and net.config.latent_factor == 4 and net.config.num_heads == 2
+    assert len(vae.config.block_out_channels) == 3 and vae.config.latent_channels == net.config.in_channels == 4
+    case = build_cases(16, seed=2, size=64, seconds=(1.0, 1.2))[0]
+    frames = DemoModel.load(root / "out", steps=2).generate(case.portrait, case.clip.audio, case.clip.sample_rate,
+                                                            case.caption)
+    assert frames.shape == (case.clip.label["frames"], 64, 64, 3)
+    assert json.loads((root / "work" / "record.json").read_text())["latent_factor"] == 4
+    with pytest.raises(SystemExit, match="started with 4; pass --latent-factor 4"):
+        build.main(argv[:-1] + ["8"])
+
+
 def test_the_built_model_generates_a_video_of_the_audio_length(built):
     root, _ = built
     case = build_cases(16, seed=2, size=64, seconds=(1.0, 1.2))[0]
     model = DemoModel.load(root / "out", steps=2)
     frames = model.generate(case.portrait, case.clip.audio, case.clip.sample_rate, case.caption)
     assert frames.dtype == np.uint8 and frames.shape == (case.clip.label["frames"], 64, 64, 3)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("tpu", "not a torch device"),
+    ("mps", "cpu or cuda only"),
+    *([("cuda", "sees no CUDA GPU")] if not torch.cuda.is_available() else []),
+])
+def test_a_device_the_build_cannot_use_is_refused_before_anything_runs(tmp_path, name, message):
+    with pytest.raises(SystemExit, match=message):
+        build.main(["--work", str(tmp_path / "work"), "--tokenizer", str(tmp_path), "--device", name])
+    assert not (tmp_path / "work" / "videos").exists()

@@ -73,3 +73,22 @@ def test_from_scratch_ignores_face_embeddings_and_starts_temporal_branches_as_id
     with torch.no_grad():
         a, b = net.imageproj(torch.zeros(1, 512)), net.imageproj(torch.randn(1, 512))
     torch.testing.assert_close(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the demo build's --device cuda)")
+def test_a_stage_trained_on_the_gpu_follows_the_cpu_run_and_resumes_on_the_cpu(cache, tmp_path):
+    """Same batches and noise on any device: a GPU run tracks the CPU one, and its checkpoint resumes on the CPU."""
+    cpu = fresh_net()
+    StageRun(cpu, cache, "lipsync", tmp_path / "cpu", batch_size=1, lr=1e-3, total_steps=4, warmup=1).run(
+        2, every=2, log=lambda m: None)
+    gpu = fresh_net()
+    StageRun(gpu, cache, "lipsync", tmp_path / "gpu", batch_size=1, lr=1e-3, total_steps=4, warmup=1,
+             device="cuda").run(2, every=2, log=lambda m: None)
+    assert all(p.device.type == "cuda" for p in gpu.parameters())
+    for name, value in _group(cpu, "lipsync").items():
+        torch.testing.assert_close(_group(gpu, "lipsync")[name].cpu(), value, rtol=1e-3, atol=1e-4)
+    back = fresh_net()
+    resumed = StageRun(back, cache, "lipsync", tmp_path / "gpu", batch_size=1, lr=1e-3, total_steps=4, warmup=1)
+    assert resumed.step == 2 and all(p.device.type == "cpu" for p in back.parameters())
+    resumed.run(4, every=2, log=lambda m: None)
+    assert resumed.step == 4

@@ -67,14 +67,28 @@ def init_from_scratch(net: torch.nn.Module) -> None:
                 p.zero_()
 
 
+def _to(batch, device):
+    """A collated batch (tensors, lists and tuples of tensors) on `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to(v, device) for v in batch)
+    return batch
+
+
 class StageRun:
     """One stage's training on all parameters of its group; `run(steps)` resumes from `ckpt_dir`."""
 
     def __init__(self, net, cache: str | Path, stage: str, ckpt_dir: str | Path, batch_size: int, lr: float,
                  seed: int = 0, warmup: int = 50, total_steps: int = 1000,
-                 objective: ObjectiveConfig | None = None, references: dict[str, torch.Tensor] | None = None):
+                 objective: ObjectiveConfig | None = None, references: dict[str, torch.Tensor] | None = None,
+                 device: str | torch.device = "cpu"):
         spec = get_stage(stage)
         self.net, self.stage, self.batch_size, self.total = net, stage, batch_size, total_steps
+        self.device = torch.device(device)
+        net.to(self.device)  # before the optimizer: its state follows the parameters
         self.data = ClipCache(cache, spec.frames, 2, 30, net.config.audio_window)
         # references: clip folder name -> reference latent [4, h, w] replacing the clip's own frame
         self.references = None if references is None else torch.stack([references[c.name] for c in self.data.clips])
@@ -110,7 +124,7 @@ class StageRun:
         with torch.no_grad():
             for n in self.names:
                 params[n].copy_(saved[n])
-        st = torch.load(folder / "state.pt", weights_only=True)
+        st = torch.load(folder / "state.pt", weights_only=True, map_location="cpu")  # may come from a GPU run
         self.optimizer.load_state_dict(st["optimizer"])
         self.lr_scheduler.load_state_dict(st["lr_scheduler"])
         self.sampler.load_state_dict(st["sampler"])
@@ -122,7 +136,7 @@ class StageRun:
         old = self.ckpt_dir.with_name(self.ckpt_dir.name + ".old")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_file({n: p.detach().contiguous() for n, p in zip(self.names, self.params)},
+        save_file({n: p.detach().cpu().contiguous() for n, p in zip(self.names, self.params)},
                   str(tmp / "weights.safetensors"))
         torch.save({"optimizer": self.optimizer.state_dict(), "lr_scheduler": self.lr_scheduler.state_dict(),
                     "sampler": self.sampler.state_dict(), "noise": self.noise.get_state(), "step": self.step},
@@ -142,7 +156,9 @@ class StageRun:
                 batch = self.data.collate([self.data[k] for k in self.sampler.draw(self.batch_size)])
                 if self.references is not None:
                     batch["ref_latent"] = self.references[batch["clip"]]
-                loss = self.objective(batch, draw(tuple(batch["latents"].shape), self.objective.config, self.noise))
+                # Data and draws come from CPU generators on every device: the same batches and noise anywhere.
+                draws = draw(tuple(batch["latents"].shape), self.objective.config, self.noise).to(self.device)
+                loss = self.objective(_to(batch, self.device), draws)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.params, 1.0)
