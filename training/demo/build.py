@@ -270,7 +270,8 @@ def main(argv=None) -> None:
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="videos, cache and checkpoints")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the shipped files go")
     ap.add_argument("--tokenizer", type=Path, required=True, help="a CLIP tokenizer folder (vocab.json, merges.txt)")
-    ap.add_argument("--steps-scale", type=float, default=1.0, help="scale every step count (smoke tests)")
+    ap.add_argument("--steps-scale", type=float, default=1.0,
+                    help="scale every step count (below 1: smoke tests; above 1: a longer build)")
     ap.add_argument("--clips", type=int, default=DATA["clips"], help="synthetic videos (smoke tests: fewer)")
     ap.add_argument("--device", default="cpu", help="where the autoencoder and the stages train: cpu, cuda, cuda:1")
     ap.add_argument("--latent-factor", type=int, choices=sorted(encoders.AUTOENCODERS), default=8,
