@@ -217,3 +217,15 @@ class ClipCache(torch.utils.data.Dataset):
         for k in ("clip", "start", "ref_index", "label"):
             batch[k] = torch.tensor([s[k] for s in samples])
         return batch
+
+
+def batch_to(batch: dict, device) -> dict:
+    """A `ClipCache.collate` batch on `device`.  Inference tensors (ComfyUI runs nodes in inference mode)
+    become normal ones, which autograd may save for backward."""
+    def move(t: torch.Tensor) -> torch.Tensor:
+        t = t.to(device, non_blocking=True)
+        return t.clone() if t.is_inference() else t
+
+    out = {k: move(v) for k, v in batch.items() if k != "mask_levels"}
+    out["mask_levels"] = [tuple(move(m) for m in level) for level in batch["mask_levels"]]
+    return out

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from . import state as ckpt
-from .dataset import ClipCache
+from .dataset import ClipCache, batch_to
 from .grad_checkpoint import enable_block_checkpointing
 from .lora import (ADAPTER, apply_lora, group_lora, inject_lora, load_peft_factors, peft_factors, peft_layers,
                    remove_peft, save_lora, to_state)
@@ -116,11 +116,6 @@ def ensure_normal_tensors(module: nn.Module) -> None:
             for name, b in list(m._buffers.items()):
                 if b is not None and b.is_inference():
                     m._buffers[name] = b.clone()
-
-
-def _normal(t: torch.Tensor, device) -> torch.Tensor:
-    t = t.to(device, non_blocking=True)
-    return t.clone() if t.is_inference() else t
 
 
 def _no_dropout(cfg: TrainConfig) -> TrainConfig:
@@ -284,10 +279,7 @@ class EmoCASTTrainer:
 
     def _batch(self, sampler: EmotionAwareSampler | None = None) -> dict:
         keys = (sampler or self.sampler).draw(self.config.batch_size)
-        batch = self.data.collate([self.data[k] for k in keys])
-        out = {k: _normal(v, self.device) for k, v in batch.items() if k != "mask_levels"}
-        out["mask_levels"] = [tuple(_normal(m, self.device) for m in level) for level in batch["mask_levels"]]
-        return out
+        return batch_to(self.data.collate([self.data[k] for k in keys]), self.device)
 
     def _autocast(self):
         if self.amp is None:

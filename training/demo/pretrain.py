@@ -34,7 +34,7 @@ from typing import Callable
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..dataset import ClipCache
+from ..dataset import ClipCache, batch_to
 from ..objective import EmoCASTObjective, ObjectiveConfig, draw
 from ..sampling import EmotionAwareSampler, derive_seed, sampling_weights
 from ..stages import STAGE_ORDER, get_stage
@@ -65,17 +65,6 @@ def init_from_scratch(net: torch.nn.Module) -> None:
             temporal_out = name.endswith(("proj_out.weight", "proj_out.bias")) and any(t in name for t in _TEMPORAL)
             if temporal_out or name in FROZEN_AT_ZERO:
                 p.zero_()
-
-
-def _to(batch, device):
-    """A collated batch (tensors, lists and tuples of tensors) on `device`."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {k: _to(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to(v, device) for v in batch)
-    return batch
 
 
 class StageRun:
@@ -158,7 +147,7 @@ class StageRun:
                     batch["ref_latent"] = self.references[batch["clip"]]
                 # Data and draws come from CPU generators on every device: the same batches and noise anywhere.
                 draws = draw(tuple(batch["latents"].shape), self.objective.config, self.noise).to(self.device)
-                loss = self.objective(_to(batch, self.device), draws)
+                loss = self.objective(batch_to(batch, self.device), draws)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.params, 1.0)
