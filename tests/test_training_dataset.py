@@ -88,3 +88,10 @@ def test_rewriting_a_clip_replaces_it(tmp_path):
     write_clip(tmp_path, "c", synthetic_clip(CFG, 0, "happy", frames=7))
     assert json.loads((tmp_path / "c" / "meta.json").read_text())["frames"] == 7
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "cache.json"]  # no temporary folders left
+
+
+def test_synthetic_clips_size_the_face_region_by_the_models_latent_factor():
+    for channels in ((16, 32, 64, 128), (16, 32, 64)):  # factor 8 (official), factor 4
+        cfg = CFG.with_(face_locator_channels=channels)
+        clip = synthetic_clip(cfg, 0, "happy", frames=4, latent_size=16)
+        assert clip.latents.shape[-1] == 16 and clip.face_region.shape[-1] == 16 * cfg.latent_factor

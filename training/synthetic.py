@@ -53,7 +53,7 @@ def synthetic_clip(cfg: EmoCASTConfig, index: int, emotion: str, frames: int = 1
     text = emotion_text + 0.05 * torch.randn(77, cfg.cross_attention_dim, generator=g)
     energy = float((latents[1:] - latents[:-1]).mul(mouth).abs().sum() / (mouth.sum() * c * (frames - 1)))
 
-    face_box = _box(8 * s, 0.15, 0.9, 0.2, 0.8)
+    face_box = _box(cfg.latent_factor * s, 0.15, 0.9, 0.2, 0.8)  # pixels, for the face locator
     face_m = _box(s, 0.15, 0.9, 0.2, 0.8)
     regions = torch.stack([1 - face_m, face_m - mouth, mouth])  # (full, face, lip) at the latent size
     # Coarser levels by area averaging, so no region vanishes at 2x2 or 1x1.
