@@ -19,3 +19,13 @@ def test_bench_pipeline_mode(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["mode"] == "pipeline" and result["frames"] == 5  # ceil(0.2 s x 25 fps)
     assert result["s_per_frame"] > 0 and result["peak_rss_gb"] > 0
+
+
+def test_demo_stage_bench_times_the_asked_stages(capsys):
+    from training.demo import bench as demo_bench
+
+    assert demo_bench.main(["--device", "cpu", "--latent-factor", "4", "--steps", "1", "--stage", "lipsync"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["stage"] for line in lines] == ["lipsync"]
+    result = json.loads(lines[0])
+    assert result["latent_factor"] == 4 and result["batch"] == 4 and result["s_per_step"] > 0

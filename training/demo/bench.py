@@ -1,0 +1,79 @@
+"""Time the demo build's EmoCAST stages: seconds per optimizer step, per stage (nothing is asserted).
+
+    python -m training.demo.bench --device cuda --latent-factor 4 --steps 30
+
+Each stage trains the demo config with the build's batch size and objective on
+a small synthetic cache (random weights, so only the timing means anything),
+after a few warm-up steps.  Prints one JSON line per stage; on CUDA with peak VRAM.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+
+import torch
+
+from emocast_core.models import EmoCASTNet
+
+from ..stages import STAGE_ORDER
+from ..synthetic import make_synthetic_cache
+from .build import OBJECTIVE, STAGE_PLAN, check_device, demo_config
+from .pretrain import StageRun, init_from_scratch
+
+WARMUP_STEPS = 3
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_stages(device: str, latent_factor: int, steps: int, stages=STAGE_ORDER) -> list[dict]:
+    device = torch.device(device)
+    cfg = demo_config(latent_factor)
+    results = []
+    with tempfile.TemporaryDirectory() as root:
+        # Frames enough for a 14+2 window inside the cache's 30-frame reference margins; 64 px portraits.
+        cache = make_synthetic_cache(f"{root}/cache", cfg, clips=8, frames=80, latent_size=64 // latent_factor)
+        torch.manual_seed(0)
+        net = EmoCASTNet(cfg)
+        init_from_scratch(net)
+        for stage in stages:
+            _, batch, lr = STAGE_PLAN[stage]
+            run = StageRun(net, cache, stage, f"{root}/{stage}", batch, lr, total_steps=1000, warmup=10,
+                           objective=OBJECTIVE, device=device)
+            quiet = dict(every=10**9, log=lambda message: None)
+            run.run(WARMUP_STEPS, **quiet)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            _sync(device)
+            start = time.perf_counter()
+            run.run(WARMUP_STEPS + steps, **quiet)
+            _sync(device)
+            result = {"stage": stage, "device": str(device) if device.type != "cuda" else
+                      torch.cuda.get_device_name(device), "latent_factor": latent_factor, "batch": batch,
+                      "s_per_step": round((time.perf_counter() - start) / steps, 4)}
+            if device.type == "cuda":
+                result["peak_vram_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+            results.append(result)
+    return results
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.demo.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--latent-factor", type=int, choices=[8, 4], default=8)
+    p.add_argument("--steps", type=int, default=10, help="timed steps per stage")
+    p.add_argument("--stage", choices=STAGE_ORDER, action="append", help="time only this stage (repeatable)")
+    args = p.parse_args(argv)
+    check_device(args.device)
+    for result in time_stages(args.device, args.latent_factor, args.steps, args.stage or STAGE_ORDER):
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
