@@ -12,7 +12,7 @@ ceil(N / sample_rate * 25).  Reference generators, for calibration:
 lookup by audio, not a model); `static` repeats the portrait.  `--model FOLDER`
 runs a demo model folder (`demo_model/` in the repo: the tiny EmoCAST with its
 encoders, training/demo/generate.py) through the core pipeline, `--steps` DDIM
-steps per clip, `--guidance` the CFG scale (the sampler node's default, 3.5);
+steps per clip, `--guidance` the CFG scale (default: the demo workflow's, 2);
 with `--roundtrip` it scores the renderer's frames encoded and decoded by that
 folder's autoencoder instead: the most its decoder lets any model show.
 
@@ -129,13 +129,13 @@ def static_generator(portrait: np.ndarray, audio: np.ndarray, sample_rate: int, 
     return np.repeat(portrait[None], frame_count(audio, sample_rate), axis=0)
 
 
-def load_model(path: str, steps: int = 25, guidance: float = 3.5):
+def load_model(path: str, steps: int = 25, guidance: float | None = None):
     """A demo model folder (training/demo) as a `DemoModel`: `.generate` is a generator."""
     if not Path(path).is_dir():
         raise FileNotFoundError(f"--model {path}: no such folder (a demo model folder, e.g. demo_model/)")
     from .demo.generate import DemoModel
 
-    return DemoModel.load(path, steps=steps, guidance=guidance)
+    return DemoModel.load(path, steps=steps, **({} if guidance is None else {"guidance": guidance}))
 
 
 def roundtrip_generator(model, cases: list[Case]) -> Generator:
@@ -256,7 +256,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--generator", choices=sorted(GENERATORS), default="ground_truth")
     ap.add_argument("--model", help="a demo model folder (demo_model/): benchmark it instead of --generator")
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps per clip for --model")
-    ap.add_argument("--guidance", type=float, default=3.5, help="classifier-free guidance scale for --model")
+    ap.add_argument("--guidance", type=float,
+                    help="classifier-free guidance scale for --model (default: the demo workflow's, 2)")
     ap.add_argument("--roundtrip", action="store_true",
                     help="with --model: score the ground-truth frames through its autoencoder (the decoder's ceiling)")
     ap.add_argument("--clips", type=int, help=f"held-out clips (default {FULL['clips']}, quick {QUICK['clips']})")
