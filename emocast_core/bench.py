@@ -45,9 +45,10 @@ def random_conditioning(cfg: EmoCASTConfig, frames: int, latent: int, device, dt
     )
 
 
-def _sync(device):
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so wall-clock timings hold."""
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
 def run(config: str, device: str, dtype: str, size: int, frames: int, steps: int, repeats: int) -> dict:
@@ -64,15 +65,15 @@ def run(config: str, device: str, dtype: str, size: int, frames: int, steps: int
 
     with torch.no_grad():
         denoise_clip(net, scheduler, noise, motion, cond, steps=1)  # warm-up (kernels, allocator)
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         for _ in range(repeats):
             denoise_clip(net, scheduler, noise, motion, cond, steps=1)
-        _sync(device)
+        synchronize(device)
         one_step = (time.perf_counter() - t0) / repeats
         t0 = time.perf_counter()
         denoise_clip(net, scheduler, noise, motion, cond, steps=steps)
-        _sync(device)
+        synchronize(device)
         clip = time.perf_counter() - t0
     result = {
         "config": config,
@@ -121,7 +122,7 @@ def run_pipeline(config: str, device: str, dtype: str, size: int, seconds: float
     )
     t0 = time.perf_counter()
     video = generate_talking_head(net, DiffusersVAECodec(vae), request, device=device, dtype=torch_dtype)
-    _sync(device)
+    synchronize(device)
     elapsed = time.perf_counter() - t0
     result = {
         "mode": "pipeline", "config": config,

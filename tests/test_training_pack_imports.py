@@ -23,6 +23,7 @@ CASES = [
     ("training.demo.data", "prepare_portrait", "emocast_core.face.portrait"),
     ("training.demo.encoders", "wav2vec", "emocast_core.audio.wav2vec"),
     ("training.demo.figure", "expand_preset", "emocast_core.text.presets"),
+    ("training.demo.bench", "EmoCASTNet", "emocast_core.models.net"),
 ]
 
 

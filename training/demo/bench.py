@@ -16,19 +16,19 @@ import time
 
 import torch
 
-from emocast_core.models import EmoCASTNet
-
 from ..stages import STAGE_ORDER
 from ..synthetic import make_synthetic_cache
 from .build import OBJECTIVE, STAGE_PLAN, check_device, demo_config
 from .pretrain import StageRun, init_from_scratch
 
+if __package__ and __package__.count(".") >= 2:  # inside the pack (see training/_core.py)
+    from ...emocast_core.bench import synchronize
+    from ...emocast_core.models import EmoCASTNet
+else:
+    from emocast_core.bench import synchronize
+    from emocast_core.models import EmoCASTNet
+
 WARMUP_STEPS = 3
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def time_stages(device: str, latent_factor: int, steps: int, stages=STAGE_ORDER) -> list[dict]:
@@ -49,10 +49,10 @@ def time_stages(device: str, latent_factor: int, steps: int, stages=STAGE_ORDER)
             run.run(WARMUP_STEPS, **quiet)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
             run.run(WARMUP_STEPS + steps, **quiet)
-            _sync(device)
+            synchronize(device)
             result = {"stage": stage, "device": str(device) if device.type != "cuda" else
                       torch.cuda.get_device_name(device), "latent_factor": latent_factor, "batch": batch,
                       "s_per_step": round((time.perf_counter() - start) / steps, 4)}
