@@ -133,9 +133,9 @@ def load_model(path: str, steps: int = 25, guidance: float | None = None):
     """A demo model folder (training/demo) as a `DemoModel`: `.generate` is a generator."""
     if not Path(path).is_dir():
         raise FileNotFoundError(f"--model {path}: no such folder (a demo model folder, e.g. demo_model/)")
-    from .demo.generate import DemoModel
+    from .demo.generate import DEMO_GUIDANCE, DemoModel
 
-    return DemoModel.load(path, steps=steps, **({} if guidance is None else {"guidance": guidance}))
+    return DemoModel.load(path, steps=steps, guidance=DEMO_GUIDANCE if guidance is None else guidance)
 
 
 def roundtrip_generator(model, cases: list[Case]) -> Generator:

@@ -38,6 +38,7 @@ from .sampling import EmotionAwareSampler, derive_seed, sampling_weights
 from .stages import DEFINITIONS_VERSION, stage_target_modules
 from .train_config import MIXED_PRECISION, TrainConfig
 
+
 @dataclass
 class StepInfo:
     step: int  # optimizer steps done in this stage
