@@ -24,3 +24,10 @@ def cache(root: Path, clips: int = 4, frames: int = 12) -> Path:
 
 def lora_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def group_relative_diff(got: dict, want: dict) -> float:
+    """|got - want| / |want| over a whole group of tensors (the group's L2 norm; `got` may be on another
+    device).  For runs that agree as a whole but not elementwise (Adam's sign-sized first steps)."""
+    diff = sum(float((got[k].cpu() - v).norm() ** 2) for k, v in want.items()) ** 0.5
+    return diff / sum(float(v.norm() ** 2) for v in want.values()) ** 0.5
