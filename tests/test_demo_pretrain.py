@@ -57,7 +57,10 @@ def test_a_stage_trains_only_its_group_and_resumes_bit_exactly(cache, tmp_path):
     net3 = fresh_net()
     resumed = StageRun(net3, cache, "lipsync", tmp_path / "b", batch_size=1, lr=1e-3, total_steps=4, warmup=1)
     assert resumed.step == 2
+    first_seconds = resumed.seconds  # the interrupted run's training time comes back with the checkpoint
+    assert first_seconds > 0
     resumed.run(4, every=2, log=lambda m: None)
+    assert resumed.seconds > first_seconds
     for name, value in _group(net3, "lipsync").items():
         assert torch.equal(value, straight[name]), name
     assert not (tmp_path / "b.partial").exists() and not (tmp_path / "b.old").exists()

@@ -237,12 +237,11 @@ def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict
         steps = max(1, round(steps * scale))
         run = StageRun(net, cache, stage, work / "stages" / stage, batch, lr, SEED, total_steps=steps,
                        warmup=max(1, steps // 20), objective=OBJECTIVE, references=refs, device=device)
-        t0 = time.time()
         if run.step < steps:
             run.run(steps, every=50, log=lambda m: print(m, flush=True))
             stages[stage] = {"steps": steps, "batch": batch, "lr": lr, "frames": run.data.frames,
                              "device": str(device),  # the one that finished it, if it resumed elsewhere
-                             "wall_seconds": round(time.time() - t0 + stages.get(stage, {}).get("wall_seconds", 0), 1)}
+                             "wall_seconds": round(run.seconds, 1)}  # every session's share, from the checkpoint
             save()
     path = out / MODEL_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

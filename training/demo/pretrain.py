@@ -98,7 +98,8 @@ class StageRun:
         weights = sampling_weights(self.data.classes, self.data.energies, spec.sampling)
         self.sampler = EmotionAwareSampler(weights, seed, 0)
         self.noise = torch.Generator().manual_seed(derive_seed(seed, 3, 0))
-        self.ckpt_dir, self.step = Path(ckpt_dir), 0
+        # seconds: training time over every run of this stage, interrupted ones included (kept in the checkpoint)
+        self.ckpt_dir, self.step, self.seconds = Path(ckpt_dir), 0, 0.0
         self._resume()
 
     # A checkpoint is a folder (weights.safetensors + state.pt: tensors and numbers only), replaced whole:
@@ -119,6 +120,7 @@ class StageRun:
         self.sampler.load_state_dict(st["sampler"])
         self.noise.set_state(st["noise"])
         self.step = int(st["step"])
+        self.seconds = float(st.get("seconds", 0.0))  # absent from checkpoints written before it was kept
 
     def save(self) -> None:
         tmp = self.ckpt_dir.with_name(self.ckpt_dir.name + ".partial")
@@ -128,7 +130,8 @@ class StageRun:
         save_file({n: p.detach().cpu().contiguous() for n, p in zip(self.names, self.params)},
                   str(tmp / "weights.safetensors"))
         torch.save({"optimizer": self.optimizer.state_dict(), "lr_scheduler": self.lr_scheduler.state_dict(),
-                    "sampler": self.sampler.state_dict(), "noise": self.noise.get_state(), "step": self.step},
+                    "sampler": self.sampler.state_dict(), "noise": self.noise.get_state(), "step": self.step,
+                    "seconds": self.seconds},
                    tmp / "state.pt")
         if self.ckpt_dir.exists():
             shutil.rmtree(old, ignore_errors=True)
@@ -156,8 +159,10 @@ class StageRun:
                 self.step += 1
                 losses.append(loss.item())
                 if self.step % every == 0 or self.step == steps:
+                    elapsed = time.time() - t0
+                    self.seconds += elapsed
                     self.save()
                     log(f"{self.stage} step {self.step}/{steps} loss {sum(losses) / len(losses):.4f} "
-                        f"({(time.time() - t0) / len(losses):.2f} s/step)")
+                        f"({elapsed / len(losses):.2f} s/step)")
                     losses, t0 = [], time.time()
         self.net.eval()
