@@ -55,10 +55,14 @@ def test_a_finished_build_resumes_as_a_no_op(built, capsys):
 
 @pytest.fixture(scope="module")
 def built_factor_4(comfy_env, tmp_path_factory):
+    """The shipped model's recipe at smoke size: the appearance stage, then everything at twice the steps."""
     root = tmp_path_factory.mktemp("demo-build-f4")
-    argv = ["--work", str(root / "work"), "--out", str(root / "out"), "--clips", "12", "--steps-scale", "0.004",
+    argv = ["--work", str(root / "work"), "--out", str(root / "out"), "--clips", "12",
             "--tokenizer", str(comfy_env.core / "comfy" / "sd1_tokenizer"), "--latent-factor", "4"]
-    build.main(argv)
+    build.main(argv + ["--steps-scale", "0.004", "--stop-after", "appearance"])
+    record = json.loads((root / "work" / "record.json").read_text())
+    assert list(record["stages"]) == ["appearance"] and not (root / "out" / MODEL_FILE).exists()
+    build.main(argv + ["--steps-scale", "0.008"])
     return root, argv
 
 
@@ -71,7 +75,10 @@ def test_a_factor_4_build_trains_on_16x16_latents_and_cannot_resume_as_factor_8(
     frames = DemoModel.load(root / "out", steps=2).generate(case.portrait, case.clip.audio, case.clip.sample_rate,
                                                             case.caption)
     assert frames.shape == (case.clip.label["frames"], 64, 64, 3)
-    assert json.loads((root / "work" / "record.json").read_text())["latent_factor"] == 4
+    record = json.loads((root / "work" / "record.json").read_text())
+    assert record["latent_factor"] == 4
+    assert record["stages"]["appearance"]["steps"] == round(2500 * 0.008)  # resumed into the longer stage
+    assert record["stages"]["appearance"]["wall_seconds"] > 0 and list(record["stages"]) == list(build.STAGE_PLAN)
     with pytest.raises(SystemExit, match="started with 4; pass --latent-factor 4"):
         build.main(argv[:-1] + ["8"])
 

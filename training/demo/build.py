@@ -1,7 +1,7 @@
 """Build the demo model from nothing: synthetic videos -> encoders -> training cache -> tiny EmoCAST.
 
     python -m training.demo.build [--work DIR] [--out demo_model] [--steps-scale 1.0] [--device cuda]
-                                  [--latent-factor 8|4]
+                                  [--latent-factor 8|4] [--stop-after STAGE]
 
 Every step writes its result once and is skipped when the result exists, so an
 interrupted build resumes where it stopped (the EmoCAST stages also resume from
@@ -80,7 +80,7 @@ def demo_config(latent_factor: int = 8) -> EmoCASTConfig:
     return config
 
 
-DEMO_CONFIG = demo_config(8)  # the shipped demo model's
+DEMO_CONFIG = demo_config(8)  # the default build's (the shipped model is demo_config(4), see its card)
 # Toybench and demo clips are one to three 16-frame clips, and the first continues from the reference:
 # train that case often (motion frames replaced by the reference latent).
 # Half the time, too: motion frames show the clip's own expression, so with them the model can copy the
@@ -227,7 +227,10 @@ def neutral_references(cache: Path, labels: list[dict], vae) -> dict[str, torch.
 
 
 def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict, scale: float, save,
-               device="cpu", latent_factor: int = 8) -> Path:
+               device="cpu", latent_factor: int = 8, stop_after: str | None = None) -> Path | None:
+    """The three stages in turn, then the model file; None when `stop_after` names a stage (the build
+    resumes from its checkpoints, possibly with another --steps-scale: a longer stage restarts its
+    learning-rate schedule warm from where it stood)."""
     torch.manual_seed(SEED)  # every weight no stage trains keeps this initialisation
     net = EmoCASTNet(demo_config(latent_factor))
     init_from_scratch(net)
@@ -243,6 +246,8 @@ def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict
                              "device": str(device),  # the one that finished it, if it resumed elsewhere
                              "wall_seconds": round(run.seconds, 1)}  # every session's share, from the checkpoint
             save()
+        if stage == stop_after:
+            return None
     path = out / MODEL_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     save_net(net.cpu().eval(), path, dtype=torch.float16, vae=vae)
@@ -273,9 +278,11 @@ def main(argv=None) -> None:
                     help="scale every step count (below 1: smoke tests; above 1: a longer build)")
     ap.add_argument("--clips", type=int, default=DATA["clips"], help="synthetic videos (smoke tests: fewer)")
     ap.add_argument("--device", default="cpu", help="where the autoencoder and the stages train: cpu, cuda, cuda:1")
+    ap.add_argument("--stop-after", choices=STAGE_ORDER,
+                    help="end the build after this EmoCAST stage (run again without it, same --work, to go on)")
     ap.add_argument("--latent-factor", type=int, choices=sorted(encoders.AUTOENCODERS), default=8,
-                    help="the autoencoder's downsampling: 8 (the shipped demo, 8x8 latents) or 4 (16x16, keeps the "
-                         "brows, needs longer training)")
+                    help="the autoencoder's downsampling: 8 (8x8 latents, the quicker build) or 4 (16x16, keeps "
+                         "the brows, needs longer training; the shipped demo's)")
     args = ap.parse_args(argv)
     device = check_device(args.device)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -304,8 +311,12 @@ def main(argv=None) -> None:
     cache = training_cache(args.work, args.out, videos, vae, record)
     save()
     refs = neutral_references(cache, labels, vae)
-    path = demo_model(args.work, args.out, cache, refs, vae, record, args.steps_scale, save, device, factor)
+    path = demo_model(args.work, args.out, cache, refs, vae, record, args.steps_scale, save, device, factor,
+                      args.stop_after)
     save()
+    if path is None:
+        print(f"stopped after the {args.stop_after} stage; run again without --stop-after to go on", flush=True)
+        return
     (args.out / "build_record.json").write_text(json.dumps(record, indent=1))
     print(f"demo model: {path}", flush=True)
 
