@@ -3,11 +3,11 @@
 - autoencoder: a diffusers `AutoencoderKL` trained to reconstruct the set's frames,
   with the mouth and the eye-and-brow band weighted 4x.  Two recipes
   (`AUTOENCODERS`): factor 8 as SD's VAE but 8 latent channels (8x8 latents at 64²;
-  4 channels blur the eyes and brows that carry the expression), the shipped demo
-  model's; and factor 4 with 4 channels (16x16 latents), which keeps the one-pixel
-  brows that 8x8 cells lose (toy benchmark round trip, emotion: 0.73 -> 0.86 / 0.91
-  on training / held-out phrasings), at 4x the latent positions for the diffusion
-  model to learn.  Afterwards its
+  4 channels blur the eyes and brows that carry the expression), the default build's;
+  and factor 4 with 4 channels (16x16 latents), the shipped demo model's, which keeps
+  the one-pixel brows that 8x8 cells lose (toy benchmark round trip, emotion: 0.73 ->
+  0.86 / 0.91 on training / held-out phrasings), at 4x the latent positions for the
+  diffusion model to learn.  Afterwards its
   latent space is rescaled so that latents x 0.18215 have unit spread, the scale
   the pipeline uses for SD's VAE.
 - audio encoder: a `Wav2Vec2Model` (2 layers, 32 wide) trained to predict the
@@ -49,7 +49,7 @@ def _autoencoder(blocks: tuple, latent_channels: int) -> dict:
 
 # latent factor -> AutoencoderKL config (each block but the last halves the image)
 AUTOENCODERS = {8: _autoencoder((16, 32, 64, 64), 8), 4: _autoencoder((16, 32, 64), 4)}
-AUTOENCODER = AUTOENCODERS[8]  # the shipped demo model's
+AUTOENCODER = AUTOENCODERS[8]  # the default build's (--latent-factor 8)
 EYE_BAND_64 = (15, 31, 14, 50)  # y0, y1, x0, x1 of the eyes and brows in a 64² drawn face
 TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
 
