@@ -100,3 +100,59 @@ def test_a_device_the_build_cannot_use_is_refused_before_anything_runs(tmp_path,
     with pytest.raises(SystemExit, match=message):
         build.main(["--work", str(tmp_path / "work"), "--tokenizer", str(tmp_path), "--device", name])
     assert not (tmp_path / "work" / "videos").exists()
+
+
+@pytest.fixture(scope="module")
+def continued(built, tmp_path_factory):
+    """A second build that continues the first one's model (--init-from) instead of starting from nothing."""
+    first, argv = built
+    root = tmp_path_factory.mktemp("demo-continued")
+    tokenizer = argv[argv.index("--tokenizer") + 1]
+    cont = ["--work", str(root / "work"), "--out", str(root / "out"), "--clips", "12", "--steps-scale", "0.004",
+            "--tokenizer", tokenizer, "--init-from", str(first / "out")]
+    build.main(cont)
+    return first, root, cont
+
+
+def test_a_continued_build_keeps_the_earlier_encoders_and_trains_the_stages_from_its_networks(continued):
+    first, root, _ = continued
+    earlier, earlier_vae = load_checkpoint(first / "out" / MODEL_FILE, dtype=torch.float32)
+    net, vae = load_checkpoint(root / "out" / MODEL_FILE, dtype=torch.float32)
+    assert net.config == earlier.config
+    # the autoencoder and the encoders are the earlier model's, file for file: no autoencoder phase ran
+    assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), earlier_vae.state_dict().values()))
+    for sub in (TEXT_DIR, AUDIO_DIR):
+        for f in (first / "out" / sub).iterdir():
+            assert (root / "out" / sub / f.name).read_bytes() == f.read_bytes()
+    record = json.loads((root / "out" / "build_record.json").read_text())
+    assert "autoencoder" not in record and "text_encoder" not in record
+    assert record["init_from"]["record"]["stages"] == json.loads((first / "out" / "build_record.json").read_text())["stages"]
+    assert list(record["stages"]) == list(build.STAGE_PLAN)
+    # the stages trained from the earlier weights: each group moved, but a little (not a fresh initialisation)
+    before, after = earlier.state_dict(), net.state_dict()
+    moved = [n for n in after if not torch.equal(after[n], before[n])]
+    assert any(".motion_modules." in n for n in moved) and any(".audio_modules." in n for n in moved)
+    assert any("reference_unet." in n for n in moved)
+    drift = sum((after[n] - before[n]).norm() ** 2 for n in moved) ** 0.5
+    assert 0 < drift < 0.2 * sum(before[n].norm() ** 2 for n in moved) ** 0.5
+
+
+def test_a_continued_build_refuses_a_mixed_up_resume(continued, tmp_path):
+    first, root, cont = continued
+    without = cont[:cont.index("--init-from")]
+    with pytest.raises(SystemExit, match="pass --init-from"):
+        build.main(without)
+    with pytest.raises(SystemExit, match="was started from nothing"):  # the first build's work folder
+        build.main(["--work", str(first / "work")] + without[2:] + ["--init-from", str(first / "out")])
+    with pytest.raises(SystemExit, match="continues another model"):
+        build.main(["--work", str(root / "work"), "--out", str(tmp_path / "o1")] + without[4:]
+                   + ["--init-from", str(root / "out")])
+    with pytest.raises(SystemExit, match="same folder as --out"):
+        build.main(["--work", str(tmp_path / "w"), "--out", str(first / "out")] + without[4:]
+                   + ["--init-from", str(first / "out")])
+    with pytest.raises(SystemExit, match="not a demo model folder"):
+        build.main(["--work", str(tmp_path / "w2"), "--out", str(tmp_path / "o2")] + without[4:]
+                   + ["--init-from", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"not demo_config\(4\)"):
+        build.main(["--work", str(tmp_path / "w3"), "--out", str(tmp_path / "o3")] + without[4:]
+                   + ["--latent-factor", "4", "--init-from", str(first / "out")])

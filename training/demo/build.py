@@ -1,7 +1,7 @@
 """Build the demo model from nothing: synthetic videos -> encoders -> training cache -> tiny EmoCAST.
 
     python -m training.demo.build [--work DIR] [--out demo_model] [--steps-scale 1.0] [--device cuda]
-                                  [--latent-factor 8|4] [--stop-after STAGE]
+                                  [--latent-factor 8|4] [--stop-after STAGE] [--init-from MODEL_DIR]
 
 Every step writes its result once and is skipped when the result exists, so an
 interrupted build resumes where it stopped (the EmoCAST stages also resume from
@@ -10,12 +10,16 @@ checkpoints; `--out` receives what ships: the model file (with its autoencoder
 bundled), the text and audio encoder folders and the card's numbers.  `--device`
 trains the autoencoder and the EmoCAST stages there (the small encoders and the
 cache stay on the CPU); batches and noise come from CPU generators on any device,
-and a build may resume on another device than it started on.
+and a build may resume on another device than it started on.  `--init-from` continues
+an earlier demo model instead of starting from nothing: its networks are where the
+stages start, and its autoencoder and encoders are kept (the networks were trained on
+their latents and tokens), so only the stages train.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import shutil
 import time
@@ -39,14 +43,14 @@ if __package__ and __package__.count(".") >= 2:  # inside the pack (see training
     from ...emocast_core.models import EmoCASTNet
     from ...emocast_core.pipeline import DiffusersVAECodec
     from ...emocast_core.text import load_clip_text
-    from ...emocast_core.weights import atomic_save, save_net
+    from ...emocast_core.weights import atomic_save, load_checkpoint, save_net
 else:
     from emocast_core.audio import load_wav2vec2, normalize_waveform, prepare_waveform
     from emocast_core.config import EmoCASTConfig
     from emocast_core.models import EmoCASTNet
     from emocast_core.pipeline import DiffusersVAECodec
     from emocast_core.text import load_clip_text
-    from emocast_core.weights import atomic_save, save_net
+    from emocast_core.weights import atomic_save, load_checkpoint, save_net
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "demo_model"
@@ -226,14 +230,52 @@ def neutral_references(cache: Path, labels: list[dict], vae) -> dict[str, torch.
     return refs
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def earlier_model(folder: Path, out: Path, latent_factor: int):
+    """(networks, autoencoder, record entry) of the earlier demo model in `folder` (a models layout like
+    demo_model/), in fp32; its text and audio encoder folders are copied into `out`."""
+    path = folder / MODEL_FILE
+    if folder.resolve() == out.resolve():
+        raise SystemExit(f"--init-from {folder}: the same folder as --out would overwrite the model the build "
+                         "starts from; write to another --out and copy it over when the build ends")
+    missing = [str(folder / p) for p in (MODEL_FILE, TEXT_DIR, AUDIO_DIR) if not (folder / p).exists()]
+    if missing:
+        raise SystemExit(f"--init-from {folder}: not a demo model folder (missing {', '.join(missing)})")
+    net, vae = load_checkpoint(path, dtype=torch.float32)
+    if vae is None:
+        raise SystemExit(f"--init-from {folder}: {path} has no bundled autoencoder, so it is not a demo model")
+    if net.config != demo_config(latent_factor):
+        raise SystemExit(f"--init-from {folder}: its networks are not demo_config({latent_factor}) (latent factor "
+                         f"{net.config.latent_factor}); pass the --latent-factor it was built with")
+    for sub in (TEXT_DIR, AUDIO_DIR):
+        if not (out / sub).is_dir():
+            shutil.copytree(folder / sub, out / sub)
+    earlier = folder / "build_record.json"
+    entry = {"model": str(path), "sha256": _sha256(path),
+             "record": json.loads(earlier.read_text()) if earlier.is_file() else None}
+    return net, vae.requires_grad_(False), entry
+
+
 def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict, scale: float, save,
-               device="cpu", latent_factor: int = 8, stop_after: str | None = None) -> Path | None:
+               device="cpu", latent_factor: int = 8, stop_after: str | None = None,
+               start: dict | None = None) -> Path | None:
     """The three stages in turn, then the model file; None when `stop_after` names a stage (the build
     resumes from its checkpoints, possibly with another --steps-scale: a longer stage restarts its
-    learning-rate schedule warm from where it stood)."""
+    learning-rate schedule warm from where it stood).  `start`: the weights to continue (--init-from)
+    instead of a random initialisation; each stage's schedule starts afresh from them."""
     torch.manual_seed(SEED)  # every weight no stage trains keeps this initialisation
     net = EmoCASTNet(demo_config(latent_factor))
-    init_from_scratch(net)
+    if start is None:
+        init_from_scratch(net)
+    else:
+        net.load_state_dict(start)
     stages = record.setdefault("stages", {})
     for stage in STAGE_ORDER:
         steps, batch, lr = STAGE_PLAN[stage]
@@ -283,6 +325,9 @@ def main(argv=None) -> None:
     ap.add_argument("--latent-factor", type=int, choices=sorted(encoders.AUTOENCODERS), default=8,
                     help="the autoencoder's downsampling: 8 (8x8 latents, the quicker build) or 4 (16x16, keeps "
                          "the brows, needs longer training; the shipped demo's)")
+    ap.add_argument("--init-from", type=Path, metavar="MODEL_DIR",
+                    help="continue an earlier demo model (a folder like demo_model/): the stages start from its "
+                         "networks and train again; its autoencoder and encoders are kept")
     args = ap.parse_args(argv)
     device = check_device(args.device)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -294,6 +339,22 @@ def main(argv=None) -> None:
     if factor != args.latent_factor:
         raise SystemExit(f"--latent-factor {args.latent_factor}: the build in {args.work} was started with "
                          f"{factor}; pass --latent-factor {factor} to resume it, or use another --work folder")
+    start = vae = None
+    if args.init_from is not None:
+        earlier = record.get("init_from")
+        if earlier is None and record_path.is_file():
+            raise SystemExit(f"--init-from {args.init_from}: the build in {args.work} was started from nothing; "
+                             "use another --work folder to continue a model")
+        net, vae, entry = earlier_model(args.init_from, args.out, factor)
+        start = net.state_dict()
+        if earlier is not None and earlier["sha256"] != entry["sha256"]:
+            raise SystemExit(f"--init-from {args.init_from}: the build in {args.work} continues another model "
+                             f"({earlier['model']}); use another --work folder")
+        record["init_from"] = entry
+        del net
+    elif "init_from" in record:
+        raise SystemExit(f"the build in {args.work} continues {record['init_from']['model']}: pass --init-from "
+                         "with that model's folder to resume it")
 
     def save():
         tmp = record_path.with_suffix(".partial")
@@ -306,13 +367,14 @@ def main(argv=None) -> None:
     save()
     audio_encoder(args.out, videos, labels, record, args.steps_scale)
     save()
-    vae = autoencoder(args.work, videos, labels, record, args.steps_scale, device, factor)
+    if vae is None:  # an --init-from model keeps its own autoencoder
+        vae = autoencoder(args.work, videos, labels, record, args.steps_scale, device, factor)
     save()
     cache = training_cache(args.work, args.out, videos, vae, record)
     save()
     refs = neutral_references(cache, labels, vae)
     path = demo_model(args.work, args.out, cache, refs, vae, record, args.steps_scale, save, device, factor,
-                      args.stop_after)
+                      args.stop_after, start)
     save()
     if path is None:
         print(f"stopped after the {args.stop_after} stage; run again without --stop-after to go on", flush=True)
