@@ -240,7 +240,7 @@ def _sha256(path: Path) -> str:
 
 def earlier_model(folder: Path, out: Path, latent_factor: int):
     """(networks, autoencoder, record entry) of the earlier demo model in `folder` (a models layout like
-    demo_model/), in fp32; its text and audio encoder folders are copied into `out`."""
+    demo_model/), in fp32, checked to be a demo model of `latent_factor` that `out` would not overwrite."""
     path = folder / MODEL_FILE
     if folder.resolve() == out.resolve():
         raise SystemExit(f"--init-from {folder}: the same folder as --out would overwrite the model the build "
@@ -254,9 +254,6 @@ def earlier_model(folder: Path, out: Path, latent_factor: int):
     if net.config != demo_config(latent_factor):
         raise SystemExit(f"--init-from {folder}: its networks are not demo_config({latent_factor}) (latent factor "
                          f"{net.config.latent_factor}); pass the --latent-factor it was built with")
-    for sub in (TEXT_DIR, AUDIO_DIR):
-        if not (out / sub).is_dir():
-            shutil.copytree(folder / sub, out / sub)
     earlier = folder / "build_record.json"
     entry = {"model": str(path), "sha256": _sha256(path),
              "record": json.loads(earlier.read_text()) if earlier.is_file() else None}
@@ -265,17 +262,16 @@ def earlier_model(folder: Path, out: Path, latent_factor: int):
 
 def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict, scale: float, save,
                device="cpu", latent_factor: int = 8, stop_after: str | None = None,
-               start: dict | None = None) -> Path | None:
+               start: EmoCASTNet | None = None) -> Path | None:
     """The three stages in turn, then the model file; None when `stop_after` names a stage (the build
     resumes from its checkpoints, possibly with another --steps-scale: a longer stage restarts its
-    learning-rate schedule warm from where it stood).  `start`: the weights to continue (--init-from)
+    learning-rate schedule warm from where it stood).  `start`: the networks to continue (--init-from)
     instead of a random initialisation; each stage's schedule starts afresh from them."""
-    torch.manual_seed(SEED)  # every weight no stage trains keeps this initialisation
-    net = EmoCASTNet(demo_config(latent_factor))
-    if start is None:
+    net = start
+    if net is None:
+        torch.manual_seed(SEED)  # every weight no stage trains keeps this initialisation
+        net = EmoCASTNet(demo_config(latent_factor))
         init_from_scratch(net)
-    else:
-        net.load_state_dict(start)
     stages = record.setdefault("stages", {})
     for stage in STAGE_ORDER:
         steps, batch, lr = STAGE_PLAN[stage]
@@ -345,13 +341,14 @@ def main(argv=None) -> None:
         if earlier is None and record_path.is_file():
             raise SystemExit(f"--init-from {args.init_from}: the build in {args.work} was started from nothing; "
                              "use another --work folder to continue a model")
-        net, vae, entry = earlier_model(args.init_from, args.out, factor)
-        start = net.state_dict()
+        start, vae, entry = earlier_model(args.init_from, args.out, factor)
         if earlier is not None and earlier["sha256"] != entry["sha256"]:
             raise SystemExit(f"--init-from {args.init_from}: the build in {args.work} continues another model "
                              f"({earlier['model']}); use another --work folder")
         record["init_from"] = entry
-        del net
+        for sub in (TEXT_DIR, AUDIO_DIR):  # the networks were trained on these encoders' tokens
+            if not (args.out / sub).is_dir():
+                shutil.copytree(args.init_from / sub, args.out / sub)
     elif "init_from" in record:
         raise SystemExit(f"the build in {args.work} continues {record['init_from']['model']}: pass --init-from "
                          "with that model's folder to resume it")
