@@ -139,7 +139,7 @@ def demo() -> dict:
         "video": ("EmoCASTVideoCombine", {"filename_prefix": "EmoCAST/demo"},
                   {"images": ("sampler", 0), "fps": ("sampler", 2), "audio": ("sampler", 1)}, 3),
         "note": note(
-            "DEMO MODEL, not EmoCAST's weights: a 5 M-parameter EmoCAST the pack trained on CPU on drawn "
+            "DEMO MODEL, not EmoCAST's weights: a 5 M-parameter EmoCAST the pack trained itself on drawn "
             "64x64 faces (demo_model/README.md). It animates drawn faces like the bundled one, not photos. "
             "Models: point extra_model_paths.yaml at the pack's demo_model/ folder, or copy its emocast/, "
             "wav2vec2/ and text_encoders/ folders into ComfyUI/models/. Inputs from the pack's workflows/input/. "
