@@ -12,6 +12,7 @@ import math
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from emocast_core.video import read_mp4
@@ -105,9 +106,12 @@ def test_eight_emotions_workflow(server):
     video = read_mp4(mp4)
     assert (video.width, video.height) == (4 * 64, 2 * 64)  # a 4 x 2 grid
     assert video.frame_count == math.ceil(0.6 * 25)
-    tiles = video.frames.reshape(video.frame_count, 2, 64, 4, 64, 3)
-    means = tiles.mean(axis=(0, 2, 4, 5)).ravel()
-    assert len(set(round(float(m), 4) for m in means)) == 8  # eight different emotions, eight different tiles
+    tiles = video.frames.reshape(video.frame_count, 2, 64, 4, 64, 3).transpose(1, 3, 0, 2, 4, 5).reshape(8, -1)
+    # Eight different emotions, eight different tiles: every pair apart by more than the codec's noise
+    # (measured 0.036-0.049 mean |diff|).  Not by their mean colours: the placeholder model's tiles
+    # share one to 1e-3, and which of them met at 4 decimals changed with the CPU's float rounding.
+    diffs = [float(np.abs(tiles[i] - tiles[j]).mean()) for i in range(8) for j in range(i)]
+    assert min(diffs) > 2 / 255
 
 
 def _talking_video(path: Path, seconds: float, phase: float) -> None:
