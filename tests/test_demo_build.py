@@ -12,6 +12,7 @@ from emocast_core.weights import load_checkpoint
 from training.demo import AUDIO_DIR, MODEL_FILE, TEXT_DIR
 from training.demo import build
 from training.demo.generate import DemoModel
+from training.demo.pretrain import in_group
 from training.toybench import build_cases
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("espeak-ng") is None,
@@ -102,6 +103,16 @@ def test_a_device_the_build_cannot_use_is_refused_before_anything_runs(tmp_path,
     assert not (tmp_path / "work" / "videos").exists()
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--stages", "emotion"], "a build from nothing trains every stage"),
+    (["--lr-scale", "0"], "must be above 0"),
+])
+def test_a_plan_the_build_cannot_follow_is_refused_before_anything_runs(tmp_path, extra, message):
+    with pytest.raises(SystemExit, match=message):
+        build.main(["--work", str(tmp_path / "work"), "--tokenizer", str(tmp_path)] + extra)
+    assert not (tmp_path / "work" / "videos").exists()
+
+
 @pytest.fixture(scope="module")
 def continued(built, tmp_path_factory):
     """A second build that continues the first one's model (--init-from) instead of starting from nothing."""
@@ -156,3 +167,42 @@ def test_a_continued_build_refuses_a_mixed_up_resume(continued, tmp_path):
     with pytest.raises(SystemExit, match=r"not demo_config\(4\)"):
         build.main(["--work", str(tmp_path / "w3"), "--out", str(tmp_path / "o3")] + without[4:]
                    + ["--latent-factor", "4", "--init-from", str(first / "out")])
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(built, tmp_path_factory):
+    """A continuation that trains only the emotion stage, at a fifth of its learning rate."""
+    first, argv = built
+    root = tmp_path_factory.mktemp("demo-fine-tuned")
+    tokenizer = argv[argv.index("--tokenizer") + 1]
+    (root / "work").mkdir()
+    for sub in ("videos", "cache"):  # the same videos, and latents of the same kept autoencoder: no need to redo them
+        (root / "work" / sub).symlink_to(first / "work" / sub, target_is_directory=True)
+    cont = ["--work", str(root / "work"), "--out", str(root / "out"), "--clips", "12", "--steps-scale", "0.004",
+            "--tokenizer", tokenizer, "--init-from", str(first / "out"), "--stages", "emotion", "--lr-scale", "0.2"]
+    build.main(cont)
+    return first, root, cont
+
+
+def test_a_continuation_of_some_stages_trains_only_those(fine_tuned):
+    first, root, _ = fine_tuned
+    earlier, _ = load_checkpoint(first / "out" / MODEL_FILE, dtype=torch.float32)
+    net, _ = load_checkpoint(root / "out" / MODEL_FILE, dtype=torch.float32)
+    record = json.loads((root / "out" / "build_record.json").read_text())
+    assert list(record["stages"]) == ["emotion"]
+    assert record["stages"]["emotion"]["lr"] == pytest.approx(0.2 * build.STAGE_PLAN["emotion"][2])
+    assert record["plan"] == {"stages": ["emotion"], "lr_scale": 0.2}
+    before, after = earlier.state_dict(), net.state_dict()
+    moved = {n for n in after if not torch.equal(after[n], before[n])}
+    assert any(".motion_modules." in n for n in moved) and any(".attn_audioemo." in n for n in moved)
+    # the appearance and lip-sync stages' weights are the earlier model's, bit for bit
+    assert moved and all(in_group("emotion", n) for n in moved)
+
+
+def test_a_continuation_resumes_only_with_the_plan_it_started_with(fine_tuned):
+    _, root, cont = fine_tuned
+    with pytest.raises(SystemExit, match="was started with --stages emotion --lr-scale 0.2"):
+        build.main(cont[:cont.index("--stages")] + ["--lr-scale", "0.2"])
+    with pytest.raises(SystemExit, match="was started with --stages emotion --lr-scale 0.2"):
+        build.main(cont[:-1] + ["0.5"])
+    build.main(cont)  # the same plan: a finished build resumes as a no-op

@@ -262,11 +262,13 @@ def earlier_model(folder: Path, out: Path, latent_factor: int):
 
 def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict, scale: float, save,
                device="cpu", latent_factor: int = 8, stop_after: str | None = None,
-               start: EmoCASTNet | None = None) -> Path | None:
+               start: EmoCASTNet | None = None, only: tuple[str, ...] = STAGE_ORDER,
+               lr_scale: float = 1.0) -> Path | None:
     """The three stages in turn, then the model file; None when `stop_after` names a stage (the build
     resumes from its checkpoints, possibly with another --steps-scale: a longer stage restarts its
     learning-rate schedule warm from where it stood).  `start`: the networks to continue (--init-from)
-    instead of a random initialisation; each stage's schedule starts afresh from them."""
+    instead of a random initialisation; each stage's schedule starts afresh from them.  `only`: the
+    stages that train (the others keep `start`'s weights); `lr_scale` scales every stage's learning rate."""
     net = start
     if net is None:
         torch.manual_seed(SEED)  # every weight no stage trains keeps this initialisation
@@ -274,16 +276,17 @@ def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict
         init_from_scratch(net)
     stages = record.setdefault("stages", {})
     for stage in STAGE_ORDER:
-        steps, batch, lr = STAGE_PLAN[stage]
-        steps = max(1, round(steps * scale))
-        run = StageRun(net, cache, stage, work / "stages" / stage, batch, lr, SEED, total_steps=steps,
-                       warmup=max(1, steps // 20), objective=OBJECTIVE, references=refs, device=device)
-        if run.step < steps:
-            run.run(steps, every=50, log=lambda m: print(m, flush=True))
-            stages[stage] = {"steps": steps, "batch": batch, "lr": lr, "frames": run.data.frames,
-                             "device": str(device),  # the one that finished it, if it resumed elsewhere
-                             "wall_seconds": round(run.seconds, 1)}  # every session's share, from the checkpoint
-            save()
+        if stage in only:
+            steps, batch, lr = STAGE_PLAN[stage]
+            steps, lr = max(1, round(steps * scale)), lr * lr_scale
+            run = StageRun(net, cache, stage, work / "stages" / stage, batch, lr, SEED, total_steps=steps,
+                           warmup=max(1, steps // 20), objective=OBJECTIVE, references=refs, device=device)
+            if run.step < steps:
+                run.run(steps, every=50, log=lambda m: print(m, flush=True))
+                stages[stage] = {"steps": steps, "batch": batch, "lr": lr, "frames": run.data.frames,
+                                 "device": str(device),  # the one that finished it, if it resumed elsewhere
+                                 "wall_seconds": round(run.seconds, 1)}  # every session's share, from the checkpoint
+                save()
         if stage == stop_after:
             return None
     path = out / MODEL_FILE
@@ -324,7 +327,17 @@ def main(argv=None) -> None:
     ap.add_argument("--init-from", type=Path, metavar="MODEL_DIR",
                     help="continue an earlier demo model (a folder like demo_model/): the stages start from its "
                          "networks and train again; its autoencoder and encoders are kept")
+    ap.add_argument("--stages", nargs="+", choices=STAGE_ORDER, default=list(STAGE_ORDER), metavar="STAGE",
+                    help="with --init-from: train only these stages (the others keep the earlier model's weights)")
+    ap.add_argument("--lr-scale", type=float, default=1.0,
+                    help="scale every stage's learning rate (a continuation that fine-tunes: e.g. 0.2)")
     args = ap.parse_args(argv)
+    args.stages = [stage for stage in STAGE_ORDER if stage in args.stages]
+    if args.stages != list(STAGE_ORDER) and args.init_from is None:
+        raise SystemExit(f"--stages {' '.join(args.stages)}: a build from nothing trains every stage; "
+                         "pass --init-from to continue a model with some of them")
+    if not args.lr_scale > 0:
+        raise SystemExit(f"--lr-scale {args.lr_scale}: must be above 0")
     device = check_device(args.device)
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -335,6 +348,12 @@ def main(argv=None) -> None:
     if factor != args.latent_factor:
         raise SystemExit(f"--latent-factor {args.latent_factor}: the build in {args.work} was started with "
                          f"{factor}; pass --latent-factor {factor} to resume it, or use another --work folder")
+    # a stage's checkpoint holds its learning rate, so a resume must train what the build started with
+    plan = record.setdefault("plan", {"stages": list(args.stages), "lr_scale": args.lr_scale})
+    if plan != {"stages": list(args.stages), "lr_scale": args.lr_scale}:
+        raise SystemExit(f"--stages {' '.join(args.stages)} --lr-scale {args.lr_scale}: the build in {args.work} "
+                         f"was started with --stages {' '.join(plan['stages'])} --lr-scale {plan['lr_scale']}; "
+                         "pass those to resume it, or use another --work folder")
     start = vae = None
     if args.init_from is not None:
         earlier = record.get("init_from")
@@ -371,7 +390,7 @@ def main(argv=None) -> None:
     save()
     refs = neutral_references(cache, labels, vae)
     path = demo_model(args.work, args.out, cache, refs, vae, record, args.steps_scale, save, device, factor,
-                      args.stop_after, start)
+                      args.stop_after, start, tuple(args.stages), args.lr_scale)
     save()
     if path is None:
         print(f"stopped after the {args.stop_after} stage; run again without --stop-after to go on", flush=True)
