@@ -92,37 +92,40 @@ def test_the_built_model_generates_a_video_of_the_audio_length(built):
     assert frames.dtype == np.uint8 and frames.shape == (case.clip.label["frames"], 64, 64, 3)
 
 
-@pytest.mark.parametrize("name, message", [
-    ("tpu", "not a torch device"),
-    ("mps", "cpu or cuda only"),
-    *([("cuda", "sees no CUDA GPU")] if not torch.cuda.is_available() else []),
-])
-def test_a_device_the_build_cannot_use_is_refused_before_anything_runs(tmp_path, name, message):
-    with pytest.raises(SystemExit, match=message):
-        build.main(["--work", str(tmp_path / "work"), "--tokenizer", str(tmp_path), "--device", name])
-    assert not (tmp_path / "work" / "videos").exists()
-
-
 @pytest.mark.parametrize("extra, message", [
+    (["--device", "tpu"], "not a torch device"),
+    (["--device", "mps"], "cpu or cuda only"),
+    *([(["--device", "cuda"], "sees no CUDA GPU")] if not torch.cuda.is_available() else []),
     (["--stages", "emotion"], "a build from nothing trains every stage"),
     (["--lr-scale", "0"], "must be above 0"),
 ])
-def test_a_plan_the_build_cannot_follow_is_refused_before_anything_runs(tmp_path, extra, message):
+def test_a_device_or_plan_the_build_cannot_use_is_refused_before_anything_runs(tmp_path, extra, message):
     with pytest.raises(SystemExit, match=message):
         build.main(["--work", str(tmp_path / "work"), "--tokenizer", str(tmp_path)] + extra)
     assert not (tmp_path / "work" / "videos").exists()
 
 
+def _continue(built, tmp_path_factory, name: str, *extra: str, share_cache: bool = False):
+    """Build a continuation of the smoke build's model (--init-from, plus `extra`): (first root, root, argv).
+    `share_cache` links the first build's videos and cache (the same videos, and latents of the same kept
+    autoencoder) instead of redoing them."""
+    first, argv = built
+    root = tmp_path_factory.mktemp(name)
+    tokenizer = argv[argv.index("--tokenizer") + 1]
+    if share_cache:
+        (root / "work").mkdir()
+        for sub in ("videos", "cache"):
+            (root / "work" / sub).symlink_to(first / "work" / sub, target_is_directory=True)
+    cont = ["--work", str(root / "work"), "--out", str(root / "out"), "--clips", "12", "--steps-scale", "0.004",
+            "--tokenizer", tokenizer, "--init-from", str(first / "out"), *extra]
+    build.main(cont)
+    return first, root, cont
+
+
 @pytest.fixture(scope="module")
 def continued(built, tmp_path_factory):
     """A second build that continues the first one's model (--init-from) instead of starting from nothing."""
-    first, argv = built
-    root = tmp_path_factory.mktemp("demo-continued")
-    tokenizer = argv[argv.index("--tokenizer") + 1]
-    cont = ["--work", str(root / "work"), "--out", str(root / "out"), "--clips", "12", "--steps-scale", "0.004",
-            "--tokenizer", tokenizer, "--init-from", str(first / "out")]
-    build.main(cont)
-    return first, root, cont
+    return _continue(built, tmp_path_factory, "demo-continued")
 
 
 def test_a_continued_build_keeps_the_earlier_encoders_and_trains_the_stages_from_its_networks(continued):
@@ -172,16 +175,8 @@ def test_a_continued_build_refuses_a_mixed_up_resume(continued, tmp_path):
 @pytest.fixture(scope="module")
 def fine_tuned(built, tmp_path_factory):
     """A continuation that trains only the emotion stage, at a fifth of its learning rate."""
-    first, argv = built
-    root = tmp_path_factory.mktemp("demo-fine-tuned")
-    tokenizer = argv[argv.index("--tokenizer") + 1]
-    (root / "work").mkdir()
-    for sub in ("videos", "cache"):  # the same videos, and latents of the same kept autoencoder: no need to redo them
-        (root / "work" / sub).symlink_to(first / "work" / sub, target_is_directory=True)
-    cont = ["--work", str(root / "work"), "--out", str(root / "out"), "--clips", "12", "--steps-scale", "0.004",
-            "--tokenizer", tokenizer, "--init-from", str(first / "out"), "--stages", "emotion", "--lr-scale", "0.2"]
-    build.main(cont)
-    return first, root, cont
+    return _continue(built, tmp_path_factory, "demo-fine-tuned", "--stages", "emotion", "--lr-scale", "0.2",
+                     share_cache=True)
 
 
 def test_a_continuation_of_some_stages_trains_only_those(fine_tuned):

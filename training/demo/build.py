@@ -349,8 +349,9 @@ def main(argv=None) -> None:
         raise SystemExit(f"--latent-factor {args.latent_factor}: the build in {args.work} was started with "
                          f"{factor}; pass --latent-factor {factor} to resume it, or use another --work folder")
     # a stage's checkpoint holds its learning rate, so a resume must train what the build started with
-    plan = record.setdefault("plan", {"stages": list(args.stages), "lr_scale": args.lr_scale})
-    if plan != {"stages": list(args.stages), "lr_scale": args.lr_scale}:
+    asked = {"stages": args.stages, "lr_scale": args.lr_scale}
+    plan = record.setdefault("plan", asked)
+    if plan != asked:
         raise SystemExit(f"--stages {' '.join(args.stages)} --lr-scale {args.lr_scale}: the build in {args.work} "
                          f"was started with --stages {' '.join(plan['stages'])} --lr-scale {plan['lr_scale']}; "
                          "pass those to resume it, or use another --work folder")
