@@ -17,7 +17,12 @@ def test_the_shipped_folder_fits_the_budget_and_is_labelled_a_demo():
     card = (DEMO / "README.md").read_text()
     assert card.startswith("# EmoCAST demo model") and "not EmoCAST's weights" in card
     assert "⟨" not in card  # every number filled in
+    # a continuation (--init-from --stages) records only the stages it trained; the chain of builds it
+    # continued ends in one from nothing, which trained all three
     record = json.loads((DEMO / "build_record.json").read_text())
+    while "init_from" in record:
+        assert record["stages"] and set(record["stages"]) <= {"appearance", "lipsync", "emotion"}
+        record = record["init_from"]["record"]
     assert list(record["stages"]) == ["appearance", "lipsync", "emotion"]
 
 
