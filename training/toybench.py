@@ -1,7 +1,8 @@
 """Toy benchmark of the embedded demo model (issue 7): a generator on held-out synthetic talking faces.
 
     python -m training.toybench [--quick] [--generator ground_truth|static] [--model PATH]
-                                [--steps N] [--guidance G] [--roundtrip] [--clips N] [--size S] [--seed N]
+                                [--steps N] [--guidance G] [--motion-scale POSE FACE LIP] [--roundtrip]
+                                [--clips N] [--size S] [--seed N]
 
 Generator interface (`Generator`): generate(portrait, audio, sample_rate, caption)
 -> frames, with portrait uint8 [S, S, 3] (the identity's neutral still face, so
@@ -12,7 +13,8 @@ ceil(N / sample_rate * 25).  Reference generators, for calibration:
 lookup by audio, not a model); `static` repeats the portrait.  `--model FOLDER`
 runs a demo model folder (`demo_model/` in the repo: the tiny EmoCAST with its
 encoders, training/demo/generate.py) through the core pipeline, `--steps` DDIM
-steps per clip, `--guidance` the CFG scale (default: the demo workflow's, 2);
+steps per clip, `--guidance` the CFG scale (default: the demo workflow's, 2),
+`--motion-scale` the sampler's pose / face / lip weights (default 1 1 1);
 with `--roundtrip` it scores the renderer's frames encoded and decoded by that
 folder's autoencoder instead: the most its decoder lets any model show.
 
@@ -129,13 +131,14 @@ def static_generator(portrait: np.ndarray, audio: np.ndarray, sample_rate: int, 
     return np.repeat(portrait[None], frame_count(audio, sample_rate), axis=0)
 
 
-def load_model(path: str, steps: int = 25, guidance: float | None = None):
+def load_model(path: str, steps: int = 25, guidance: float | None = None, motion_scale=(1.0, 1.0, 1.0)):
     """A demo model folder (training/demo) as a `DemoModel`: `.generate` is a generator."""
     if not Path(path).is_dir():
         raise FileNotFoundError(f"--model {path}: no such folder (a demo model folder, e.g. demo_model/)")
     from .demo.generate import DEMO_GUIDANCE, DemoModel
 
-    return DemoModel.load(path, steps=steps, guidance=DEMO_GUIDANCE if guidance is None else guidance)
+    return DemoModel.load(path, steps=steps, guidance=DEMO_GUIDANCE if guidance is None else guidance,
+                          motion_scale=tuple(motion_scale))
 
 
 def roundtrip_generator(model, cases: list[Case]) -> Generator:
@@ -258,6 +261,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps per clip for --model")
     ap.add_argument("--guidance", type=float,
                     help="classifier-free guidance scale for --model (default: the demo workflow's, 2)")
+    ap.add_argument("--motion-scale", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("POSE", "FACE", "LIP"),
+                    help="the sampler's audio weights per region for --model (default 1 1 1)")
     ap.add_argument("--roundtrip", action="store_true",
                     help="with --model: score the ground-truth frames through its autoencoder (the decoder's ceiling)")
     ap.add_argument("--clips", type=int, help=f"held-out clips (default {FULL['clips']}, quick {QUICK['clips']})")
@@ -268,7 +273,8 @@ def main(argv=None) -> dict:
     try:
         if args.roundtrip and not args.model:
             raise ValueError("--roundtrip needs --model (a demo model folder whose autoencoder to measure)")
-        model = load_model(args.model, args.steps, args.guidance) if args.model else None  # a bad path fails first
+        # A bad model path fails first.
+        model = load_model(args.model, args.steps, args.guidance, args.motion_scale) if args.model else None
         t0 = time.perf_counter()
         cases = build_cases(args.clips or preset["clips"], args.seed, args.size or preset["size"], preset["seconds"])
     except (ValueError, FileNotFoundError) as e:

@@ -42,6 +42,7 @@ class DemoModel:
     steps: int = 25
     guidance: float = DEMO_GUIDANCE
     seed: int = 42
+    motion_scale: tuple = (1.0, 1.0, 1.0)  # the sampler's (pose, face, lip) weights
 
     @classmethod
     def load(cls, folder: str | Path, **options) -> "DemoModel":
@@ -75,6 +76,6 @@ class DemoModel:
             reference=p.image, face_embedding=p.face_embedding, face_region=p.face_region,
             mask_levels=p.mask_levels_for(self.net.config.latent_factor),
             audio=features, text_cond=self._text(caption), text_uncond=self._text(""), steps=self.steps,
-            guidance=self.guidance, seed=self.seed,
+            guidance=self.guidance, seed=self.seed, motion_scale=tuple(self.motion_scale),
         )
         return generate_talking_head(self.net, self.codec, request).numpy()
