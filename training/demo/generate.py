@@ -76,6 +76,6 @@ class DemoModel:
             reference=p.image, face_embedding=p.face_embedding, face_region=p.face_region,
             mask_levels=p.mask_levels_for(self.net.config.latent_factor),
             audio=features, text_cond=self._text(caption), text_uncond=self._text(""), steps=self.steps,
-            guidance=self.guidance, seed=self.seed, motion_scale=tuple(self.motion_scale),
+            guidance=self.guidance, seed=self.seed, motion_scale=self.motion_scale,
         )
         return generate_talking_head(self.net, self.codec, request).numpy()
