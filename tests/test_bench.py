@@ -24,8 +24,11 @@ def test_bench_pipeline_mode(capsys):
 def test_demo_stage_bench_times_the_asked_stages(capsys):
     from training.demo import bench as demo_bench
 
-    assert demo_bench.main(["--device", "cpu", "--latent-factor", "4", "--steps", "1", "--stage", "lipsync"]) == 0
+    argv = ["--device", "cpu", "--latent-factor", "4", "--steps", "1", "--stage", "lipsync",
+            "--block-out-channels", "32", "64", "64", "64"]
+    assert demo_bench.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [json.loads(line)["stage"] for line in lines] == ["lipsync"]
     result = json.loads(lines[0])
     assert result["latent_factor"] == 4 and result["batch"] == 4 and result["s_per_step"] > 0
+    assert result["block_out_channels"] == [32, 64, 64, 64]

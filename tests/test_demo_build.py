@@ -98,6 +98,7 @@ def test_the_built_model_generates_a_video_of_the_audio_length(built):
     *([(["--device", "cuda"], "sees no CUDA GPU")] if not torch.cuda.is_available() else []),
     (["--stages", "emotion"], "a build from nothing trains every stage"),
     (["--lr-scale", "0"], "must be above 0"),
+    (["--block-out-channels", "32", "48", "64", "64"], "each a multiple of 32"),
 ])
 def test_a_device_or_plan_the_build_cannot_use_is_refused_before_anything_runs(tmp_path, extra, message):
     with pytest.raises(SystemExit, match=message):
@@ -186,7 +187,7 @@ def test_a_continuation_of_some_stages_trains_only_those(fine_tuned):
     record = json.loads((root / "out" / "build_record.json").read_text())
     assert list(record["stages"]) == ["emotion"]
     assert record["stages"]["emotion"]["lr"] == pytest.approx(0.2 * build.STAGE_PLAN["emotion"][2])
-    assert record["plan"] == {"stages": ["emotion"], "lr_scale": 0.2}
+    assert record["plan"] == {"stages": ["emotion"], "lr_scale": 0.2, "block_out_channels": list(build.DEMO_WIDTHS)}
     before, after = earlier.state_dict(), net.state_dict()
     moved = {n for n in after if not torch.equal(after[n], before[n])}
     assert any(".motion_modules." in n for n in moved) and any(".attn_audioemo." in n for n in moved)
@@ -201,3 +202,45 @@ def test_a_continuation_resumes_only_with_the_plan_it_started_with(fine_tuned):
     with pytest.raises(SystemExit, match="was started with --stages emotion --lr-scale 0.2"):
         build.main(cont[:-1] + ["0.5"])
     build.main(cont)  # the same plan: a finished build resumes as a no-op
+
+
+@pytest.fixture(scope="module")
+def widened(built, tmp_path_factory):
+    """A wider build on the smoke build's autoencoder and encoders: fresh networks at other widths."""
+    return _continue(built, tmp_path_factory, "demo-widened", "--block-out-channels", "32", "64", "64", "64",
+                     share_cache=True)
+
+
+def test_a_wider_build_keeps_the_autoencoder_and_encoders_and_trains_fresh_networks(widened):
+    first, root, _ = widened
+    earlier, earlier_vae = load_checkpoint(first / "out" / MODEL_FILE, dtype=torch.float32)
+    net, vae = load_checkpoint(root / "out" / MODEL_FILE, dtype=torch.float32)
+    assert net.config == build.demo_config(8, (32, 64, 64, 64)) != earlier.config
+    assert sum(p.numel() for p in net.parameters()) > sum(p.numel() for p in earlier.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), earlier_vae.state_dict().values()))
+    for sub in (TEXT_DIR, AUDIO_DIR):
+        for f in (first / "out" / sub).iterdir():
+            assert (root / "out" / sub / f.name).read_bytes() == f.read_bytes()
+    record = json.loads((root / "out" / "build_record.json").read_text())
+    assert record["init_from"]["networks_kept"] is False and list(record["stages"]) == list(build.STAGE_PLAN)
+    assert record["plan"]["block_out_channels"] == [32, 64, 64, 64]
+
+
+def test_a_wider_build_resumes_only_at_its_width_and_continues_at_it(widened, tmp_path):
+    first, root, cont = widened
+    flag = cont.index("--block-out-channels")
+    with pytest.raises(SystemExit, match="was started with .*--block-out-channels 32 64 64 64"):
+        build.main(cont[:flag])  # without the widths: the earlier model's, not this build's
+    with pytest.raises(SystemExit, match="drop --stages"):
+        build.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")] + cont[4:] + ["--stages", "emotion"])
+    build.main(cont)  # the same plan: a finished build resumes as a no-op
+    # a continuation of the wider model keeps its width without being told
+    again = ["--work", str(tmp_path / "w2"), "--out", str(tmp_path / "o2")] + cont[4:flag] + ["--stages", "emotion"]
+    again[again.index("--init-from") + 1] = str(root / "out")
+    (tmp_path / "w2").mkdir()
+    for sub in ("videos", "cache"):
+        (tmp_path / "w2" / sub).symlink_to(first / "work" / sub, target_is_directory=True)
+    build.main(again)
+    net, _ = load_checkpoint(tmp_path / "o2" / MODEL_FILE, dtype=torch.float32)
+    record = json.loads((tmp_path / "o2" / "build_record.json").read_text())
+    assert net.config.block_out_channels == (32, 64, 64, 64) and record["init_from"]["networks_kept"] is True

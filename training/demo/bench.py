@@ -1,6 +1,6 @@
 """Time the demo build's EmoCAST stages: seconds per optimizer step, per stage (nothing is asserted).
 
-    python -m training.demo.bench --device cuda --latent-factor 4 --steps 30
+    python -m training.demo.bench --device cuda --latent-factor 4 --steps 30 [--block-out-channels 32 64 64 64]
 
 Each stage trains the demo config with the build's batch size and objective on
 a small synthetic cache (random weights, so only the timing means anything),
@@ -18,7 +18,7 @@ import torch
 
 from ..stages import STAGE_ORDER
 from ..synthetic import make_synthetic_cache
-from .build import OBJECTIVE, STAGE_PLAN, check_device, demo_config
+from .build import DEMO_WIDTHS, OBJECTIVE, STAGE_PLAN, check_device, check_widths, demo_config
 from .pretrain import StageRun, init_from_scratch
 
 if __package__ and __package__.count(".") >= 2:  # inside the pack (see training/_core.py)
@@ -31,9 +31,10 @@ else:
 WARMUP_STEPS = 3
 
 
-def time_stages(device: str, latent_factor: int, steps: int, stages=STAGE_ORDER) -> list[dict]:
+def time_stages(device: str, latent_factor: int, steps: int, stages=STAGE_ORDER,
+                block_out_channels=DEMO_WIDTHS) -> list[dict]:
     device = torch.device(device)
-    cfg = demo_config(latent_factor)
+    cfg = demo_config(latent_factor, block_out_channels)
     results = []
     with tempfile.TemporaryDirectory() as root:
         # Frames enough for a 14+2 window inside the cache's 30-frame reference margins; 64 px portraits.
@@ -54,7 +55,8 @@ def time_stages(device: str, latent_factor: int, steps: int, stages=STAGE_ORDER)
             run.run(WARMUP_STEPS + steps, **quiet)
             synchronize(device)
             result = {"stage": stage, "device": str(device) if device.type != "cuda" else
-                      torch.cuda.get_device_name(device), "latent_factor": latent_factor, "batch": batch,
+                      torch.cuda.get_device_name(device), "latent_factor": latent_factor,
+                      "block_out_channels": list(cfg.block_out_channels), "batch": batch,
                       "s_per_step": round((time.perf_counter() - start) / steps, 4)}
             if device.type == "cuda":
                 result["peak_vram_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
@@ -68,9 +70,12 @@ def main(argv=None) -> int:
     p.add_argument("--latent-factor", type=int, choices=[8, 4], default=8)
     p.add_argument("--steps", type=int, default=10, help="timed steps per stage")
     p.add_argument("--stage", choices=STAGE_ORDER, action="append", help="time only this stage (repeatable)")
+    p.add_argument("--block-out-channels", type=int, nargs=4, default=DEMO_WIDTHS, metavar="WIDTH",
+                   help="the UNets' block widths (a wider build's, see training.demo.build)")
     args = p.parse_args(argv)
     check_device(args.device)
-    for result in time_stages(args.device, args.latent_factor, args.steps, args.stage or STAGE_ORDER):
+    widths = check_widths(args.block_out_channels)
+    for result in time_stages(args.device, args.latent_factor, args.steps, args.stage or STAGE_ORDER, widths):
         print(json.dumps(result), flush=True)
     return 0
 

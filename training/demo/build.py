@@ -2,6 +2,7 @@
 
     python -m training.demo.build [--work DIR] [--out demo_model] [--steps-scale 1.0] [--device cuda]
                                   [--latent-factor 8|4] [--stop-after STAGE] [--init-from MODEL_DIR]
+                                  [--block-out-channels W W W W]
 
 Every step writes its result once and is skipped when the result exists, so an
 interrupted build resumes where it stopped (the EmoCAST stages also resume from
@@ -13,7 +14,9 @@ cache stay on the CPU); batches and noise come from CPU generators on any device
 and a build may resume on another device than it started on.  `--init-from` continues
 an earlier demo model instead of starting from nothing: its networks are where the
 stages start, and its autoencoder and encoders are kept (the networks were trained on
-their latents and tokens), so only the stages train.
+their latents and tokens), so only the stages train.  `--block-out-channels` builds
+wider UNets; with `--init-from` of another width only the autoencoder and the encoders
+are kept and the stages train fresh networks (a wider demo on the same latents).
 """
 from __future__ import annotations
 
@@ -66,12 +69,15 @@ AUTOENCODER_PHASES = {
 }
 
 
-def demo_config(latent_factor: int = 8) -> EmoCASTConfig:
+DEMO_WIDTHS = (32, 32, 64, 64)  # the UNets' block_out_channels (the shipped model's)
+
+
+def demo_config(latent_factor: int = 8, block_out_channels: tuple[int, ...] = DEMO_WIDTHS) -> EmoCASTConfig:
     """The official model's code at demo width (every width the official model fixes is shrunk too), for the
-    autoencoder of that factor (encoders.AUTOENCODERS)."""
+    autoencoder of that factor (encoders.AUTOENCODERS); `block_out_channels` widens the UNets (a wider build)."""
     ae = encoders.AUTOENCODERS[latent_factor]
     config = EmoCASTConfig.tiny().with_(
-        block_out_channels=(32, 32, 64, 64), layers_per_block=1, in_channels=ae["latent_channels"],
+        block_out_channels=tuple(block_out_channels), layers_per_block=1, in_channels=ae["latent_channels"],
         out_channels=ae["latent_channels"], cross_attention_dim=encoders.TEXT_HIDDEN,
         audio_token_dim=32, audio_channels=encoders.AUDIO_HIDDEN, audio_layers=encoders.AUDIO_LAYERS,
         audio_proj_hidden=32, eaa_head_dim=8, face_embed_dim=512,
@@ -82,6 +88,15 @@ def demo_config(latent_factor: int = 8) -> EmoCASTConfig:
         config = config.with_(face_locator_channels=ae["block_out_channels"], num_heads=2, eaa_head_dim=32)
     assert config.latent_factor == latent_factor
     return config
+
+
+def check_widths(widths) -> tuple[int, ...]:
+    """--block-out-channels as a tuple, or a SystemExit that says what is wrong before anything runs."""
+    widths = tuple(widths)
+    if len(widths) != 4 or any(w < 32 or w % 32 for w in widths):
+        raise SystemExit(f"--block-out-channels {' '.join(map(str, widths))}: give four widths, each a multiple of "
+                         "32 (the UNets' GroupNorm has 32 groups), e.g. 32 64 64 64")
+    return widths
 
 
 DEMO_CONFIG = demo_config(8)  # the default build's (the shipped model is demo_config(4), see its card)
@@ -251,7 +266,7 @@ def earlier_model(folder: Path, out: Path, latent_factor: int):
     net, vae = load_checkpoint(path, dtype=torch.float32)
     if vae is None:
         raise SystemExit(f"--init-from {folder}: {path} has no bundled autoencoder, so it is not a demo model")
-    if net.config != demo_config(latent_factor):
+    if net.config != demo_config(latent_factor, net.config.block_out_channels):
         raise SystemExit(f"--init-from {folder}: its networks are not demo_config({latent_factor}) (latent factor "
                          f"{net.config.latent_factor}); pass the --latent-factor it was built with")
     earlier = folder / "build_record.json"
@@ -261,18 +276,18 @@ def earlier_model(folder: Path, out: Path, latent_factor: int):
 
 
 def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict, scale: float, save,
-               device="cpu", latent_factor: int = 8, stop_after: str | None = None,
+               device="cpu", config: EmoCASTConfig = DEMO_CONFIG, stop_after: str | None = None,
                start: EmoCASTNet | None = None, only: tuple[str, ...] = STAGE_ORDER,
                lr_scale: float = 1.0) -> Path | None:
     """The three stages in turn, then the model file; None when `stop_after` names a stage (the build
     resumes from its checkpoints, possibly with another --steps-scale: a longer stage restarts its
     learning-rate schedule warm from where it stood).  `start`: the networks to continue (--init-from)
-    instead of a random initialisation; each stage's schedule starts afresh from them.  `only`: the
+    instead of a random initialisation of `config`; each stage's schedule starts afresh from them.  `only`: the
     stages that train (the others keep `start`'s weights); `lr_scale` scales every stage's learning rate."""
     net = start
     if net is None:
         torch.manual_seed(SEED)  # every weight no stage trains keeps this initialisation
-        net = EmoCASTNet(demo_config(latent_factor))
+        net = EmoCASTNet(config)
         init_from_scratch(net)
     stages = record.setdefault("stages", {})
     for stage in STAGE_ORDER:
@@ -331,6 +346,10 @@ def main(argv=None) -> None:
                     help="with --init-from: train only these stages (the others keep the earlier model's weights)")
     ap.add_argument("--lr-scale", type=float, default=1.0,
                     help="scale every stage's learning rate (a continuation that fine-tunes: e.g. 0.2)")
+    ap.add_argument("--block-out-channels", type=int, nargs=4, metavar="WIDTH",
+                    help=f"the UNets' block widths (default: the --init-from model's, else "
+                         f"{' '.join(map(str, DEMO_WIDTHS))}); with --init-from of another width the networks start "
+                         "afresh at this one and only its autoencoder and encoders are kept")
     args = ap.parse_args(argv)
     args.stages = [stage for stage in STAGE_ORDER if stage in args.stages]
     if args.stages != list(STAGE_ORDER) and args.init_from is None:
@@ -338,6 +357,8 @@ def main(argv=None) -> None:
                          "pass --init-from to continue a model with some of them")
     if not args.lr_scale > 0:
         raise SystemExit(f"--lr-scale {args.lr_scale}: must be above 0")
+    if args.block_out_channels is not None:
+        args.block_out_channels = check_widths(args.block_out_channels)
     device = check_device(args.device)
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -348,13 +369,6 @@ def main(argv=None) -> None:
     if factor != args.latent_factor:
         raise SystemExit(f"--latent-factor {args.latent_factor}: the build in {args.work} was started with "
                          f"{factor}; pass --latent-factor {factor} to resume it, or use another --work folder")
-    # a stage's checkpoint holds its learning rate, so a resume must train what the build started with
-    asked = {"stages": args.stages, "lr_scale": args.lr_scale}
-    plan = record.setdefault("plan", asked)
-    if plan != asked:
-        raise SystemExit(f"--stages {' '.join(args.stages)} --lr-scale {args.lr_scale}: the build in {args.work} "
-                         f"was started with --stages {' '.join(plan['stages'])} --lr-scale {plan['lr_scale']}; "
-                         "pass those to resume it, or use another --work folder")
     start = vae = None
     if args.init_from is not None:
         earlier = record.get("init_from")
@@ -365,13 +379,35 @@ def main(argv=None) -> None:
         if earlier is not None and earlier["sha256"] != entry["sha256"]:
             raise SystemExit(f"--init-from {args.init_from}: the build in {args.work} continues another model "
                              f"({earlier['model']}); use another --work folder")
+        kept = tuple(start.config.block_out_channels)
+        if args.block_out_channels not in (None, kept):
+            # other widths: the networks cannot continue, only what they read (latents, tokens) is kept
+            if args.stages != list(STAGE_ORDER):
+                raise SystemExit(f"--block-out-channels {' '.join(map(str, args.block_out_channels))}: the "
+                                 f"networks of --init-from {args.init_from} are {' '.join(map(str, kept))} wide, "
+                                 "so they start afresh and every stage trains; drop --stages")
+            start = None
+        entry["networks_kept"] = start is not None
         record["init_from"] = entry
-        for sub in (TEXT_DIR, AUDIO_DIR):  # the networks were trained on these encoders' tokens
-            if not (args.out / sub).is_dir():
-                shutil.copytree(args.init_from / sub, args.out / sub)
     elif "init_from" in record:
         raise SystemExit(f"the build in {args.work} continues {record['init_from']['model']}: pass --init-from "
                          "with that model's folder to resume it")
+    widths = tuple(start.config.block_out_channels) if start is not None else args.block_out_channels or DEMO_WIDTHS
+    # a stage's checkpoint holds its learning rate and its networks' shapes, so a resume must train what the
+    # build started with (a plan from before the width option was the default width)
+    asked = {"stages": args.stages, "lr_scale": args.lr_scale, "block_out_channels": list(widths)}
+    plan = record.setdefault("plan", asked)
+    plan.setdefault("block_out_channels", list(DEMO_WIDTHS))
+    if plan != asked:
+        def flags(p):
+            return (f"--stages {' '.join(p['stages'])} --lr-scale {p['lr_scale']} "
+                    f"--block-out-channels {' '.join(map(str, p['block_out_channels']))}")
+        raise SystemExit(f"{flags(asked)}: the build in {args.work} was started with {flags(plan)}; pass those to "
+                         "resume it, or use another --work folder")
+    if args.init_from is not None:
+        for sub in (TEXT_DIR, AUDIO_DIR):  # the networks are (or were) trained on these encoders' tokens
+            if not (args.out / sub).is_dir():
+                shutil.copytree(args.init_from / sub, args.out / sub)
 
     def save():
         tmp = record_path.with_suffix(".partial")
@@ -390,8 +426,8 @@ def main(argv=None) -> None:
     cache = training_cache(args.work, args.out, videos, vae, record)
     save()
     refs = neutral_references(cache, labels, vae)
-    path = demo_model(args.work, args.out, cache, refs, vae, record, args.steps_scale, save, device, factor,
-                      args.stop_after, start, tuple(args.stages), args.lr_scale)
+    path = demo_model(args.work, args.out, cache, refs, vae, record, args.steps_scale, save, device,
+                      demo_config(factor, widths), args.stop_after, start, tuple(args.stages), args.lr_scale)
     save()
     if path is None:
         print(f"stopped after the {args.stop_after} stage; run again without --stop-after to go on", flush=True)
