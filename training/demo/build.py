@@ -90,11 +90,16 @@ def demo_config(latent_factor: int = 8, block_out_channels: tuple[int, ...] = DE
     return config
 
 
+def _words(values) -> str:
+    """Values as they are typed after a command-line flag (messages say what to pass)."""
+    return " ".join(map(str, values))
+
+
 def check_widths(widths) -> tuple[int, ...]:
     """--block-out-channels as a tuple, or a SystemExit that says what is wrong before anything runs."""
     widths = tuple(widths)
     if len(widths) != 4 or any(w < 32 or w % 32 for w in widths):
-        raise SystemExit(f"--block-out-channels {' '.join(map(str, widths))}: give four widths, each a multiple of "
+        raise SystemExit(f"--block-out-channels {_words(widths)}: give four widths, each a multiple of "
                          "32 (the UNets' GroupNorm has 32 groups), e.g. 32 64 64 64")
     return widths
 
@@ -348,12 +353,12 @@ def main(argv=None) -> None:
                     help="scale every stage's learning rate (a continuation that fine-tunes: e.g. 0.2)")
     ap.add_argument("--block-out-channels", type=int, nargs=4, metavar="WIDTH",
                     help=f"the UNets' block widths (default: the --init-from model's, else "
-                         f"{' '.join(map(str, DEMO_WIDTHS))}); with --init-from of another width the networks start "
+                         f"{_words(DEMO_WIDTHS)}); with --init-from of another width the networks start "
                          "afresh at this one and only its autoencoder and encoders are kept")
     args = ap.parse_args(argv)
     args.stages = [stage for stage in STAGE_ORDER if stage in args.stages]
     if args.stages != list(STAGE_ORDER) and args.init_from is None:
-        raise SystemExit(f"--stages {' '.join(args.stages)}: a build from nothing trains every stage; "
+        raise SystemExit(f"--stages {_words(args.stages)}: a build from nothing trains every stage; "
                          "pass --init-from to continue a model with some of them")
     if not args.lr_scale > 0:
         raise SystemExit(f"--lr-scale {args.lr_scale}: must be above 0")
@@ -383,8 +388,8 @@ def main(argv=None) -> None:
         if args.block_out_channels not in (None, kept):
             # other widths: the networks cannot continue, only what they read (latents, tokens) is kept
             if args.stages != list(STAGE_ORDER):
-                raise SystemExit(f"--block-out-channels {' '.join(map(str, args.block_out_channels))}: the "
-                                 f"networks of --init-from {args.init_from} are {' '.join(map(str, kept))} wide, "
+                raise SystemExit(f"--block-out-channels {_words(args.block_out_channels)}: the "
+                                 f"networks of --init-from {args.init_from} are {_words(kept)} wide, "
                                  "so they start afresh and every stage trains; drop --stages")
             start = None
         entry["networks_kept"] = start is not None
@@ -400,8 +405,8 @@ def main(argv=None) -> None:
     plan.setdefault("block_out_channels", list(DEMO_WIDTHS))
     if plan != asked:
         def flags(p):
-            return (f"--stages {' '.join(p['stages'])} --lr-scale {p['lr_scale']} "
-                    f"--block-out-channels {' '.join(map(str, p['block_out_channels']))}")
+            return (f"--stages {_words(p['stages'])} --lr-scale {p['lr_scale']} "
+                    f"--block-out-channels {_words(p['block_out_channels'])}")
         raise SystemExit(f"{flags(asked)}: the build in {args.work} was started with {flags(plan)}; pass those to "
                          "resume it, or use another --work folder")
     if args.init_from is not None:
