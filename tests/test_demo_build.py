@@ -201,7 +201,10 @@ def test_a_continuation_resumes_only_with_the_plan_it_started_with(fine_tuned):
         build.main(cont[:cont.index("--stages")] + ["--lr-scale", "0.2"])
     with pytest.raises(SystemExit, match="was started with --stages emotion --lr-scale 0.2"):
         build.main(cont[:-1] + ["0.5"])
+    record_before = (root / "work" / "record.json").read_text()
+    capsys.readouterr()
     build.main(cont)  # the same plan: a finished build resumes as a no-op
+    assert "step" not in capsys.readouterr().out and (root / "work" / "record.json").read_text() == record_before
 
 
 @pytest.fixture(scope="module")
@@ -226,14 +229,17 @@ def test_a_wider_build_keeps_the_autoencoder_and_encoders_and_trains_fresh_netwo
     assert record["plan"]["block_out_channels"] == [32, 64, 64, 64]
 
 
-def test_a_wider_build_resumes_only_at_its_width_and_continues_at_it(widened, tmp_path):
+def test_a_wider_build_resumes_only_at_its_width_and_continues_at_it(widened, tmp_path, capsys):
     first, root, cont = widened
     flag = cont.index("--block-out-channels")
     with pytest.raises(SystemExit, match="was started with .*--block-out-channels 32 64 64 64"):
         build.main(cont[:flag])  # without the widths: the earlier model's, not this build's
     with pytest.raises(SystemExit, match="drop --stages"):
         build.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")] + cont[4:] + ["--stages", "emotion"])
+    record_before = (root / "work" / "record.json").read_text()
+    capsys.readouterr()
     build.main(cont)  # the same plan: a finished build resumes as a no-op
+    assert "step" not in capsys.readouterr().out and (root / "work" / "record.json").read_text() == record_before
     # a continuation of the wider model keeps its width without being told
     again = ["--work", str(tmp_path / "w2"), "--out", str(tmp_path / "o2")] + cont[4:flag] + ["--stages", "emotion"]
     again[again.index("--init-from") + 1] = str(root / "out")
