@@ -195,7 +195,7 @@ def test_a_continuation_of_some_stages_trains_only_those(fine_tuned):
     assert moved and all(in_group("emotion", n) for n in moved)
 
 
-def test_a_continuation_resumes_only_with_the_plan_it_started_with(fine_tuned):
+def test_a_continuation_resumes_only_with_the_plan_it_started_with(fine_tuned, capsys):
     _, root, cont = fine_tuned
     with pytest.raises(SystemExit, match="was started with --stages emotion --lr-scale 0.2"):
         build.main(cont[:cont.index("--stages")] + ["--lr-scale", "0.2"])
