@@ -101,6 +101,7 @@ def test_the_built_model_generates_a_video_of_the_audio_length(built):
     *([(["--device", "cuda"], "sees no CUDA GPU")] if not torch.cuda.is_available() else []),
     (["--stages", "emotion"], "a build from nothing trains every stage"),
     (["--lr-scale", "0"], "must be above 0"),
+    (["--lip-weight", "-1"], "--lip-weight -1.0: must be above 0"),
     (["--block-out-channels", "32", "48", "64", "64"], "each a multiple of 32"),
 ])
 def test_a_device_or_plan_the_build_cannot_use_is_refused_before_anything_runs(tmp_path, extra, message):
@@ -178,9 +179,9 @@ def test_a_continued_build_refuses_a_mixed_up_resume(continued, tmp_path):
 
 @pytest.fixture(scope="module")
 def fine_tuned(built, tmp_path_factory):
-    """A continuation that trains only the emotion stage, at a fifth of its learning rate."""
+    """A continuation that trains only the emotion stage, at a fifth of its learning rate, lips weighted 3x."""
     return _continue(built, tmp_path_factory, "demo-fine-tuned", "--stages", "emotion", "--lr-scale", "0.2",
-                     share_cache=True)
+                     "--lip-weight", "3", share_cache=True)
 
 
 def test_a_continuation_of_some_stages_trains_only_those(fine_tuned):
@@ -190,7 +191,9 @@ def test_a_continuation_of_some_stages_trains_only_those(fine_tuned):
     record = json.loads((root / "out" / "build_record.json").read_text())
     assert list(record["stages"]) == ["emotion"]
     assert record["stages"]["emotion"]["lr"] == pytest.approx(0.2 * build.STAGE_PLAN["emotion"][2])
-    assert record["plan"] == {"stages": ["emotion"], "lr_scale": 0.2, "block_out_channels": list(build.DEMO_WIDTHS)}
+    assert record["stages"]["emotion"]["lip_weight"] == 3.0
+    assert record["plan"] == {"stages": ["emotion"], "lr_scale": 0.2, "block_out_channels": list(build.DEMO_WIDTHS),
+                              "lip_weight": 3.0}
     before, after = earlier.state_dict(), net.state_dict()
     moved = {n for n in after if not torch.equal(after[n], before[n])}
     assert any(".motion_modules." in n for n in moved) and any(".attn_audioemo." in n for n in moved)
@@ -202,8 +205,11 @@ def test_a_continuation_resumes_only_with_the_plan_it_started_with(fine_tuned, c
     _, root, cont = fine_tuned
     with pytest.raises(SystemExit, match="was started with --stages emotion --lr-scale 0.2"):
         build.main(cont[:cont.index("--stages")] + ["--lr-scale", "0.2"])
+    lr = cont.index("--lr-scale") + 1
     with pytest.raises(SystemExit, match="was started with --stages emotion --lr-scale 0.2"):
-        build.main(cont[:-1] + ["0.5"])
+        build.main(cont[:lr] + ["0.5"] + cont[lr + 1:])
+    with pytest.raises(SystemExit, match="was started with .*--lip-weight 3.0"):
+        build.main(cont[:cont.index("--lip-weight")])
     assert_resumes_as_a_no_op(root, cont, capsys)  # the same plan
 
 

@@ -5,6 +5,10 @@ Per sample (EMOCAST.md §14, Hallo's recipe, on the official sampler's noise sch
 - x_t = add_noise(x_0, noise, t) and target v = get_velocity(x_0, noise, t) on the
   official DDIM config (linear betas rescaled to zero terminal SNR);
 - loss = mean_b  w(t_b) * mean(|v_pred - v|^2),  w = min(SNR+1, gamma) / (SNR+1), gamma 5.
+  `lip_weight` (default 1: the official plain mean) weights the latent positions under
+  the sample's lip mask that many times more, the mean renormalised to the plain one's
+  scale: the mouth is a few per cent of the frame, so in the plain mean the audio
+  modules' only signal is mostly drowned by the rest of the frame's noise.
   With zero terminal SNR, t = 999 has SNR 0: the v form gives w = 1 there.  (The
   epsilon form min(SNR, gamma)/SNR would be 0/0; it is not used.)
 
@@ -57,6 +61,11 @@ class ObjectiveConfig:
     noise_offset: float = 0.05
     snr_gamma: float = 5.0
     dropout: ConditionDropout = field(default_factory=ConditionDropout)
+    lip_weight: float = 1.0  # loss weight of the lip mask's latent positions (1: the official loss)
+
+    def __post_init__(self):
+        if not self.lip_weight > 0:
+            raise ValueError(f"lip_weight must be above 0, got {self.lip_weight}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +110,13 @@ def min_snr_weight(alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma:
     return (torch.clamp(snr + 1, max=gamma) / (snr + 1)).float()
 
 
+def lip_weighted(err: torch.Tensor, lip: torch.Tensor, weight: float) -> torch.Tensor:
+    """err [B, C, F, h, w] with the positions of the soft lip mask lip [B, h*w] weighted `weight` times,
+    the weights renormalised to mean 1 per sample (a plain mean of the result keeps the loss's scale)."""
+    w = 1.0 + (weight - 1.0) * lip.float().reshape(err.shape[0], 1, 1, *err.shape[-2:])
+    return err * (w / w.mean(dim=(-2, -1), keepdim=True))
+
+
 def _where(mask: torch.Tensor, dropped, kept: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.reshape((-1,) + (1,) * (kept.dim() - 1)), dropped, kept)
 
@@ -113,7 +129,7 @@ class EmoCASTObjective(nn.Module):
         self.net = net
         self.config = config or ObjectiveConfig()
         self.scheduler = make_scheduler()
-        self.last_per_sample: torch.Tensor | None = None  # unweighted MSE per sample of the last call
+        self.last_per_sample: torch.Tensor | None = None  # per-sample MSE of the last call, before the Min-SNR weight
 
     def forward(self, batch: dict, draws: Draws) -> torch.Tensor:
         net, cfg = self.net, self.config
@@ -149,7 +165,10 @@ class EmoCASTObjective(nn.Module):
         noisy = self.scheduler.add_noise(x0, draws.noise, t)
         target = self.scheduler.get_velocity(x0, draws.noise, t)
         v = net.denoising_unet(noisy, t, text_face, audio, batch["text"], masks, face_features, bank)
-        per_sample = (v.float() - target.float()).pow(2).flatten(1).mean(1)
+        err = (v.float() - target.float()).pow(2)
+        if cfg.lip_weight != 1.0:
+            err = lip_weighted(err, batch["mask_levels"][0][2], cfg.lip_weight)
+        per_sample = err.flatten(1).mean(1)
         self.last_per_sample = per_sample.detach()
         weight = min_snr_weight(self.scheduler.alphas_cumprod, t, cfg.snr_gamma)
         return (per_sample * weight).mean()

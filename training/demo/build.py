@@ -26,6 +26,7 @@ import hashlib
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -283,12 +284,13 @@ def earlier_model(folder: Path, out: Path, latent_factor: int):
 def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict, scale: float, save,
                device="cpu", config: EmoCASTConfig = DEMO_CONFIG, stop_after: str | None = None,
                start: EmoCASTNet | None = None, only: tuple[str, ...] = STAGE_ORDER,
-               lr_scale: float = 1.0) -> Path | None:
+               lr_scale: float = 1.0, lip_weight: float = 1.0) -> Path | None:
     """The three stages in turn, then the model file; None when `stop_after` names a stage (the build
     resumes from its checkpoints, possibly with another --steps-scale: a longer stage restarts its
     learning-rate schedule warm from where it stood).  `start`: the networks to continue (--init-from)
     instead of a random initialisation of `config`; each stage's schedule starts afresh from them.  `only`: the
-    stages that train (the others keep `start`'s weights); `lr_scale` scales every stage's learning rate."""
+    stages that train (the others keep `start`'s weights); `lr_scale` scales every stage's learning rate;
+    `lip_weight` is the loss's (`ObjectiveConfig.lip_weight`) in every stage that trains."""
     net = start
     if net is None:
         torch.manual_seed(SEED)  # every weight no stage trains keeps this initialisation
@@ -300,10 +302,11 @@ def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict
             steps, batch, lr = STAGE_PLAN[stage]
             steps, lr = max(1, round(steps * scale)), lr * lr_scale
             run = StageRun(net, cache, stage, work / "stages" / stage, batch, lr, SEED, total_steps=steps,
-                           warmup=max(1, steps // 20), objective=OBJECTIVE, references=refs, device=device)
+                           warmup=max(1, steps // 20), objective=replace(OBJECTIVE, lip_weight=lip_weight),
+                           references=refs, device=device)
             if run.step < steps:
                 run.run(steps, every=50, log=lambda m: print(m, flush=True))
-                stages[stage] = {"steps": steps, "batch": batch, "lr": lr, "frames": run.data.frames,
+                stages[stage] = {"steps": steps, "batch": batch, "lr": lr, "lip_weight": lip_weight, "frames": run.data.frames,
                                  "device": str(device),  # the one that finished it, if it resumed elsewhere
                                  "wall_seconds": round(run.seconds, 1)}  # every session's share, from the checkpoint
                 save()
@@ -351,6 +354,8 @@ def main(argv=None) -> None:
                     help="with --init-from: train only these stages (the others keep the earlier model's weights)")
     ap.add_argument("--lr-scale", type=float, default=1.0,
                     help="scale every stage's learning rate (a continuation that fine-tunes: e.g. 0.2)")
+    ap.add_argument("--lip-weight", type=float, default=1.0,
+                    help="weight the loss this many times more under the lip mask (1: EmoCAST's plain loss)")
     ap.add_argument("--block-out-channels", type=int, nargs=4, metavar="WIDTH",
                     help=f"the UNets' block widths (default: the --init-from model's, else "
                          f"{_words(DEMO_WIDTHS)}); with --init-from of another width the networks start "
@@ -360,8 +365,9 @@ def main(argv=None) -> None:
     if args.stages != list(STAGE_ORDER) and args.init_from is None:
         raise SystemExit(f"--stages {_words(args.stages)}: a build from nothing trains every stage; "
                          "pass --init-from to continue a model with some of them")
-    if not args.lr_scale > 0:
-        raise SystemExit(f"--lr-scale {args.lr_scale}: must be above 0")
+    for flag, value in (("--lr-scale", args.lr_scale), ("--lip-weight", args.lip_weight)):
+        if not value > 0:
+            raise SystemExit(f"{flag} {value}: must be above 0")
     if args.block_out_channels is not None:
         args.block_out_channels = check_widths(args.block_out_channels)
     device = check_device(args.device)
@@ -400,13 +406,15 @@ def main(argv=None) -> None:
     widths = tuple(start.config.block_out_channels) if start is not None else args.block_out_channels or DEMO_WIDTHS
     # a stage's checkpoint holds its learning rate and its networks' shapes, so a resume must train what the
     # build started with (a plan from before the width option was the default width)
-    asked = {"stages": args.stages, "lr_scale": args.lr_scale, "block_out_channels": list(widths)}
+    asked = {"stages": args.stages, "lr_scale": args.lr_scale, "block_out_channels": list(widths),
+             "lip_weight": args.lip_weight}
     plan = record.setdefault("plan", asked)
     plan.setdefault("block_out_channels", list(DEMO_WIDTHS))
+    plan.setdefault("lip_weight", 1.0)
     if plan != asked:
         def flags(p):
             return (f"--stages {_words(p['stages'])} --lr-scale {p['lr_scale']} "
-                    f"--block-out-channels {_words(p['block_out_channels'])}")
+                    f"--block-out-channels {_words(p['block_out_channels'])} --lip-weight {p['lip_weight']}")
         raise SystemExit(f"{flags(asked)}: the build in {args.work} was started with {flags(plan)}; pass those to "
                          "resume it, or use another --work folder")
     if args.init_from is not None:
@@ -432,7 +440,8 @@ def main(argv=None) -> None:
     save()
     refs = neutral_references(cache, labels, vae)
     path = demo_model(args.work, args.out, cache, refs, vae, record, args.steps_scale, save, device,
-                      demo_config(factor, widths), args.stop_after, start, tuple(args.stages), args.lr_scale)
+                      demo_config(factor, widths), args.stop_after, start, tuple(args.stages), args.lr_scale,
+                      args.lip_weight)
     save()
     if path is None:
         print(f"stopped after the {args.stop_after} stage; run again without --stop-after to go on", flush=True)
