@@ -306,7 +306,8 @@ def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict
                            references=refs, device=device)
             if run.step < steps:
                 run.run(steps, every=50, log=lambda m: print(m, flush=True))
-                stages[stage] = {"steps": steps, "batch": batch, "lr": lr, "lip_weight": lip_weight, "frames": run.data.frames,
+                stages[stage] = {"steps": steps, "batch": batch, "lr": lr, "lip_weight": lip_weight,
+                                 "frames": run.data.frames,
                                  "device": str(device),  # the one that finished it, if it resumed elsewhere
                                  "wall_seconds": round(run.seconds, 1)}  # every session's share, from the checkpoint
                 save()
@@ -404,8 +405,8 @@ def main(argv=None) -> None:
         raise SystemExit(f"the build in {args.work} continues {record['init_from']['model']}: pass --init-from "
                          "with that model's folder to resume it")
     widths = tuple(start.config.block_out_channels) if start is not None else args.block_out_channels or DEMO_WIDTHS
-    # a stage's checkpoint holds its learning rate and its networks' shapes, so a resume must train what the
-    # build started with (a plan from before the width option was the default width)
+    # a stage's checkpoint holds its learning rate and its networks' shapes and was trained with its lip weight,
+    # so a resume must train what the build started with (a plan older than an option had its default)
     asked = {"stages": args.stages, "lr_scale": args.lr_scale, "block_out_channels": list(widths),
              "lip_weight": args.lip_weight}
     plan = record.setdefault("plan", asked)
