@@ -5,12 +5,12 @@ Per sample (EMOCAST.md §14, Hallo's recipe, on the official sampler's noise sch
 - x_t = add_noise(x_0, noise, t) and target v = get_velocity(x_0, noise, t) on the
   official DDIM config (linear betas rescaled to zero terminal SNR);
 - loss = mean_b  w(t_b) * mean(|v_pred - v|^2),  w = min(SNR+1, gamma) / (SNR+1), gamma 5.
-  `lip_weight` (default 1: the official plain mean) weights the latent positions under
-  the sample's lip mask that many times more, the mean renormalised to the plain one's
-  scale: the mouth is a few per cent of the frame, so in the plain mean the audio
-  modules' only signal is mostly drowned by the rest of the frame's noise.
   With zero terminal SNR, t = 999 has SNR 0: the v form gives w = 1 there.  (The
   epsilon form min(SNR, gamma)/SNR would be 0/0; it is not used.)
+- `lip_weight` (default 1: the official plain mean) weights the latent positions under
+  the sample's lip mask that many times more, the mean renormalised to the plain one's
+  scale: the mouth is a few per cent of the frame, so the plain mean gives the audio
+  modules little of their signal (on the demo model it did not raise lip sync: see its card).
 
 The ReferenceNet runs on (reference, motion 1, motion 2) of each sample at t = 0
 and every frame of the sample reads its own reference (`ReferenceBank.per_sample`).
