@@ -129,7 +129,6 @@ class EmoCASTObjective(nn.Module):
         self.net = net
         self.config = config or ObjectiveConfig()
         self.scheduler = make_scheduler()
-        self.last_per_sample: torch.Tensor | None = None  # per-sample MSE of the last call, before the Min-SNR weight
 
     def forward(self, batch: dict, draws: Draws) -> torch.Tensor:
         net, cfg = self.net, self.config
@@ -169,6 +168,5 @@ class EmoCASTObjective(nn.Module):
         if cfg.lip_weight != 1.0:
             err = lip_weighted(err, batch["mask_levels"][0][2], cfg.lip_weight)
         per_sample = err.flatten(1).mean(1)
-        self.last_per_sample = per_sample.detach()
         weight = min_snr_weight(self.scheduler.alphas_cumprod, t, cfg.snr_gamma)
         return (per_sample * weight).mean()
