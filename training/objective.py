@@ -10,7 +10,7 @@ Per sample (EMOCAST.md §14, Hallo's recipe, on the official sampler's noise sch
 - `lip_weight` (default 1: the official plain mean) weights the latent positions under
   the sample's lip mask that many times more, the mean renormalised to the plain one's
   scale: the mouth is a few per cent of the frame, so the plain mean gives the audio
-  modules little of their signal (on the demo model it did not raise lip sync: see its card).
+  modules little of their signal (on the demo model it did not raise lip sync: B15 in demo_model/EXPERIMENTS.md).
 
 The ReferenceNet runs on (reference, motion 1, motion 2) of each sample at t = 0
 and every frame of the sample reads its own reference (`ReferenceBank.per_sample`).
