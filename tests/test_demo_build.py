@@ -103,6 +103,7 @@ def test_the_built_model_generates_a_video_of_the_audio_length(built):
     (["--lr-scale", "0"], "must be above 0"),
     (["--lip-weight", "-1"], "--lip-weight -1.0: must be above 0"),
     (["--block-out-channels", "32", "48", "64", "64"], "each a multiple of 32"),
+    (["--audio-proj-hidden", "0"], "at least 1"),
 ])
 def test_a_device_or_plan_the_build_cannot_use_is_refused_before_anything_runs(tmp_path, extra, message):
     with pytest.raises(SystemExit, match=message):
@@ -193,7 +194,7 @@ def test_a_continuation_of_some_stages_trains_only_those(fine_tuned):
     assert record["stages"]["emotion"]["lr"] == pytest.approx(0.2 * build.STAGE_PLAN["emotion"][2])
     assert record["stages"]["emotion"]["lip_weight"] == 3.0
     assert record["plan"] == {"stages": ["emotion"], "lr_scale": 0.2, "block_out_channels": list(build.DEMO_WIDTHS),
-                              "lip_weight": 3.0}
+                              "lip_weight": 3.0, "audio_proj_hidden": build.DEMO_AUDIO_PROJ_HIDDEN}
     before, after = earlier.state_dict(), net.state_dict()
     moved = {n for n in after if not torch.equal(after[n], before[n])}
     assert any(".motion_modules." in n for n in moved) and any(".attn_audioemo." in n for n in moved)
@@ -253,3 +254,32 @@ def test_a_wider_build_resumes_only_at_its_width_and_continues_at_it(widened, tm
     net, _ = load_checkpoint(tmp_path / "o2" / MODEL_FILE, dtype=torch.float32)
     record = json.loads((tmp_path / "o2" / "build_record.json").read_text())
     assert net.config.block_out_channels == (32, 64, 64, 64) and record["init_from"]["networks_kept"] is True
+
+
+@pytest.fixture(scope="module")
+def audio_widened(built, tmp_path_factory):
+    """A continuation whose AudioProj starts afresh, wider, while the other networks continue."""
+    return _continue(built, tmp_path_factory, "demo-audio-widened", "--stages", "lipsync", "--audio-proj-hidden",
+                     "48", share_cache=True)
+
+
+def test_a_wider_audio_proj_starts_afresh_and_the_other_networks_continue(audio_widened, tmp_path):
+    first, root, cont = audio_widened
+    earlier, _ = load_checkpoint(first / "out" / MODEL_FILE, dtype=torch.float32)
+    net, _ = load_checkpoint(root / "out" / MODEL_FILE, dtype=torch.float32)
+    assert earlier.config.audio_proj_hidden == build.DEMO_AUDIO_PROJ_HIDDEN
+    assert net.config == build.demo_config(8, build.DEMO_WIDTHS, 48)
+    assert net.audioproj.proj1.out_features == net.audioproj.proj2.in_features == 48
+    before, after = earlier.state_dict(), net.state_dict()
+    # only the lipsync stage trained: every weight outside its group is the earlier model's, bit for bit
+    assert all(torch.equal(after[n], before[n]) for n in after if not in_group("lipsync", n))
+    assert any(".audio_modules." in n and not torch.equal(after[n], before[n]) for n in after)
+    record = json.loads((root / "out" / "build_record.json").read_text())
+    assert record["init_from"]["audio_proj_kept"] is False and record["init_from"]["networks_kept"] is True
+    assert record["plan"]["audio_proj_hidden"] == 48
+    with pytest.raises(SystemExit, match="was started with .*--audio-proj-hidden 48"):
+        build.main(cont[:cont.index("--audio-proj-hidden")])  # without it: the earlier model's width
+    with pytest.raises(SystemExit, match="add lipsync to --stages"):
+        stages = cont.index("--stages")
+        build.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")] + cont[4:stages]
+                   + ["--stages", "emotion"] + cont[stages + 2:])

@@ -2,7 +2,7 @@
 
     python -m training.demo.build [--work DIR] [--out demo_model] [--steps-scale 1.0] [--device cuda]
                                   [--latent-factor 8|4] [--stop-after STAGE] [--init-from MODEL_DIR]
-                                  [--block-out-channels W W W W]
+                                  [--block-out-channels W W W W] [--audio-proj-hidden W]
 
 Every step writes its result once and is skipped when the result exists, so an
 interrupted build resumes where it stopped (the EmoCAST stages also resume from
@@ -17,6 +17,9 @@ stages start, and its autoencoder and encoders are kept (the networks were train
 their latents and tokens), so only the stages train.  `--block-out-channels` builds
 wider UNets; with `--init-from` of another width only the autoencoder and the encoders
 are kept and the stages train fresh networks (a wider demo on the same latents).
+`--audio-proj-hidden` widens AudioProj; with `--init-from` of another width AudioProj starts
+afresh and the other networks continue (the lipsync stage, which trains AudioProj, must be one of
+the stages).
 """
 from __future__ import annotations
 
@@ -71,17 +74,20 @@ AUTOENCODER_PHASES = {
 
 
 DEMO_WIDTHS = (32, 32, 64, 64)  # the UNets' block_out_channels (the shipped model's)
+DEMO_AUDIO_PROJ_HIDDEN = 32  # a build from nothing's; the audio tokens stay as wide as the text's (the EAA mixes them)
 
 
-def demo_config(latent_factor: int = 8, block_out_channels: tuple[int, ...] = DEMO_WIDTHS) -> EmoCASTConfig:
+def demo_config(latent_factor: int = 8, block_out_channels: tuple[int, ...] = DEMO_WIDTHS,
+                audio_proj_hidden: int = DEMO_AUDIO_PROJ_HIDDEN) -> EmoCASTConfig:
     """The official model's code at demo width (every width the official model fixes is shrunk too), for the
-    autoencoder of that factor (encoders.AUTOENCODERS); `block_out_channels` widens the UNets (a wider build)."""
+    autoencoder of that factor (encoders.AUTOENCODERS); `block_out_channels` widens the UNets (a wider build),
+    `audio_proj_hidden` AudioProj's two hidden layers."""
     ae = encoders.AUTOENCODERS[latent_factor]
     config = EmoCASTConfig.tiny().with_(
         block_out_channels=tuple(block_out_channels), layers_per_block=1, in_channels=ae["latent_channels"],
         out_channels=ae["latent_channels"], cross_attention_dim=encoders.TEXT_HIDDEN,
         audio_token_dim=32, audio_channels=encoders.AUDIO_HIDDEN, audio_layers=encoders.AUDIO_LAYERS,
-        audio_proj_hidden=32, eaa_head_dim=8, face_embed_dim=512,
+        audio_proj_hidden=audio_proj_hidden, eaa_head_dim=8, face_embed_dim=512,
     )
     if latent_factor == 4:
         # The FaceLocator halves its input to the 16x16 grid.  2 heads, not SD's 8 (4 numbers wide at width 32):
@@ -103,6 +109,13 @@ def check_widths(widths) -> tuple[int, ...]:
         raise SystemExit(f"--block-out-channels {_words(widths)}: give four widths, each a multiple of "
                          "32 (the UNets' GroupNorm has 32 groups), e.g. 32 64 64 64")
     return widths
+
+
+def check_audio_proj_hidden(width: int) -> int:
+    if width < 1:
+        raise SystemExit(f"--audio-proj-hidden {width}: give AudioProj's hidden width, at least 1 (a build from "
+                         f"nothing uses {DEMO_AUDIO_PROJ_HIDDEN})")
+    return width
 
 
 DEMO_CONFIG = demo_config(8)  # the default build's (the shipped model is demo_config(4), see its card)
@@ -272,13 +285,23 @@ def earlier_model(folder: Path, out: Path, latent_factor: int):
     net, vae = load_checkpoint(path, dtype=torch.float32)
     if vae is None:
         raise SystemExit(f"--init-from {folder}: {path} has no bundled autoencoder, so it is not a demo model")
-    if net.config != demo_config(latent_factor, net.config.block_out_channels):
+    if net.config != demo_config(latent_factor, net.config.block_out_channels, net.config.audio_proj_hidden):
         raise SystemExit(f"--init-from {folder}: its networks are not demo_config({latent_factor}) (latent factor "
                          f"{net.config.latent_factor}); pass the --latent-factor it was built with")
     earlier = folder / "build_record.json"
     entry = {"model": str(path), "sha256": _sha256(path),
              "record": json.loads(earlier.read_text()) if earlier.is_file() else None}
     return net, vae.requires_grad_(False), entry
+
+
+def with_audio_proj(net: EmoCASTNet, hidden: int) -> EmoCASTNet:
+    """`net` with AudioProj afresh (seeded) at `hidden` wide and every other weight kept."""
+    torch.manual_seed(SEED)
+    wider = EmoCASTNet(net.config.with_(audio_proj_hidden=hidden))
+    kept = {name: w for name, w in net.state_dict().items() if not name.startswith("audioproj.")}
+    missing, unexpected = wider.load_state_dict(kept, strict=False)
+    assert not unexpected and all(name.startswith("audioproj.") for name in missing), (missing, unexpected)
+    return wider
 
 
 def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict, scale: float, save,
@@ -361,6 +384,10 @@ def main(argv=None) -> None:
                     help=f"the UNets' block widths (default: the --init-from model's, else "
                          f"{_words(DEMO_WIDTHS)}); with --init-from of another width the networks start "
                          "afresh at this one and only its autoencoder and encoders are kept")
+    ap.add_argument("--audio-proj-hidden", type=int, metavar="WIDTH",
+                    help=f"AudioProj's hidden width (default: the --init-from model's, else "
+                         f"{DEMO_AUDIO_PROJ_HIDDEN}); with --init-from of another width AudioProj starts afresh at "
+                         "this one and the other networks continue, so --stages must include lipsync")
     args = ap.parse_args(argv)
     args.stages = [stage for stage in STAGE_ORDER if stage in args.stages]
     if args.stages != list(STAGE_ORDER) and args.init_from is None:
@@ -371,6 +398,8 @@ def main(argv=None) -> None:
             raise SystemExit(f"{flag} {value}: must be above 0")
     if args.block_out_channels is not None:
         args.block_out_channels = check_widths(args.block_out_channels)
+    if args.audio_proj_hidden is not None:
+        args.audio_proj_hidden = check_audio_proj_hidden(args.audio_proj_hidden)
     device = check_device(args.device)
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -399,23 +428,33 @@ def main(argv=None) -> None:
                                  f"networks of --init-from {args.init_from} are {_words(kept)} wide, "
                                  "so they start afresh and every stage trains; drop --stages")
             start = None
+        if start is not None and args.audio_proj_hidden not in (None, start.config.audio_proj_hidden):
+            if "lipsync" not in args.stages:
+                raise SystemExit(f"--audio-proj-hidden {args.audio_proj_hidden}: AudioProj starts afresh at this "
+                                 f"width (--init-from {args.init_from}'s is {start.config.audio_proj_hidden}) and "
+                                 "only the lipsync stage trains it; add lipsync to --stages")
+            start = with_audio_proj(start, args.audio_proj_hidden)
+            entry["audio_proj_kept"] = False
         entry["networks_kept"] = start is not None
         record["init_from"] = entry
     elif "init_from" in record:
         raise SystemExit(f"the build in {args.work} continues {record['init_from']['model']}: pass --init-from "
                          "with that model's folder to resume it")
     widths = tuple(start.config.block_out_channels) if start is not None else args.block_out_channels or DEMO_WIDTHS
+    hidden = start.config.audio_proj_hidden if start is not None else args.audio_proj_hidden or DEMO_AUDIO_PROJ_HIDDEN
     # a stage's checkpoint holds its learning rate and its networks' shapes and was trained with its lip weight,
     # so a resume must train what the build started with (a plan older than an option had its default)
     asked = {"stages": args.stages, "lr_scale": args.lr_scale, "block_out_channels": list(widths),
-             "lip_weight": args.lip_weight}
+             "lip_weight": args.lip_weight, "audio_proj_hidden": hidden}
     plan = record.setdefault("plan", asked)
     plan.setdefault("block_out_channels", list(DEMO_WIDTHS))
     plan.setdefault("lip_weight", 1.0)
+    plan.setdefault("audio_proj_hidden", DEMO_AUDIO_PROJ_HIDDEN)
     if plan != asked:
         def flags(p):
             return (f"--stages {_words(p['stages'])} --lr-scale {p['lr_scale']} "
-                    f"--block-out-channels {_words(p['block_out_channels'])} --lip-weight {p['lip_weight']}")
+                    f"--block-out-channels {_words(p['block_out_channels'])} --lip-weight {p['lip_weight']} "
+                    f"--audio-proj-hidden {p['audio_proj_hidden']}")
         raise SystemExit(f"{flags(asked)}: the build in {args.work} was started with {flags(plan)}; pass those to "
                          "resume it, or use another --work folder")
     if args.init_from is not None:
@@ -441,7 +480,7 @@ def main(argv=None) -> None:
     save()
     refs = neutral_references(cache, labels, vae)
     path = demo_model(args.work, args.out, cache, refs, vae, record, args.steps_scale, save, device,
-                      demo_config(factor, widths), args.stop_after, start, tuple(args.stages), args.lr_scale,
+                      demo_config(factor, widths, hidden), args.stop_after, start, tuple(args.stages), args.lr_scale,
                       args.lip_weight)
     save()
     if path is None:
