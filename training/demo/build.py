@@ -17,9 +17,9 @@ stages start, and its autoencoder and encoders are kept (the networks were train
 their latents and tokens), so only the stages train.  `--block-out-channels` builds
 wider UNets; with `--init-from` of another width only the autoencoder and the encoders
 are kept and the stages train fresh networks (a wider demo on the same latents).
-`--audio-proj-hidden` widens AudioProj; with `--init-from` of another width AudioProj starts
-afresh and the other networks continue (the lipsync stage, which trains AudioProj, must be one of
-the stages).
+`--audio-proj-hidden` sets AudioProj's hidden width; with `--init-from` of another width
+AudioProj starts afresh and the other networks continue (the lipsync stage, which trains
+AudioProj, must be one of the stages).
 """
 from __future__ import annotations
 
