@@ -74,7 +74,9 @@ AUTOENCODER_PHASES = {
 
 
 DEMO_WIDTHS = (32, 32, 64, 64)  # the UNets' block_out_channels (the shipped model's)
-DEMO_AUDIO_PROJ_HIDDEN = 32  # a build from nothing's; the audio tokens stay as wide as the text's (the EAA mixes them)
+# A build from nothing's (the shipped model's is 128, widened later with --audio-proj-hidden); the audio tokens
+# stay as wide as the text's (the EAA mixes them)
+DEMO_AUDIO_PROJ_HIDDEN = 32
 
 
 def demo_config(latent_factor: int = 8, block_out_channels: tuple[int, ...] = DEMO_WIDTHS,
@@ -118,7 +120,7 @@ def check_audio_proj_hidden(width: int) -> int:
     return width
 
 
-DEMO_CONFIG = demo_config(8)  # the default build's (the shipped model is demo_config(4), see its card)
+DEMO_CONFIG = demo_config(8)  # the default build's (the shipped model is demo_config(4, audio_proj_hidden=128))
 # Toybench and demo clips are one to three 16-frame clips, and the first continues from the reference:
 # train that case often (motion frames replaced by the reference latent).
 # Half the time, too: motion frames show the clip's own expression, so with them the model can copy the
