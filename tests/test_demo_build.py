@@ -5,12 +5,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from emocast_core.audio import load_wav2vec2
 from emocast_core.text import load_clip_text
 from emocast_core.weights import load_checkpoint
 from training.demo import AUDIO_DIR, MODEL_FILE, TEXT_DIR
-from training.demo import build
+from training.demo import baseline, build
 from training.demo.generate import DemoModel
 from training.demo.pretrain import in_group
 from training.toybench import build_cases
@@ -283,3 +284,30 @@ def test_a_wider_audio_proj_starts_afresh_and_the_other_networks_continue(audio_
         stages = cont.index("--stages")
         build.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")] + cont[4:stages]
                    + ["--stages", "emotion"] + cont[stages + 2:])
+
+
+def test_the_plain_unet_baseline_trains_resumes_exactly_and_generates_with_its_model(built, tmp_path):
+    root, _ = built
+    work, model, out = root / "work", root / "out", tmp_path / "baseline"
+    assert baseline.train(work, model, out, steps=3, save_every=2)["steps"] == 3
+    logs = []
+    record = baseline.train(work, model, out, steps=5, save_every=2, log=logs.append)
+    assert logs[0] == "resuming the baseline at step 3" and record["steps"] == 5 and record["clips"] == 12
+    baseline.train(work, model, tmp_path / "straight", steps=5, save_every=2)
+    resumed, straight = (load_file(str(p / baseline.WEIGHTS)) for p in (out, tmp_path / "straight"))
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)  # 3 + 2 steps are 5 steps
+    case = build_cases(16, seed=2, size=64, seconds=(1.0, 1.2))[0]
+    plain = baseline.Baseline(out, DemoModel.load(model, steps=2), model)
+    frames = plain.generate(case.portrait, case.clip.audio, case.clip.sample_rate, case.caption)
+    assert frames.dtype == np.uint8 and frames.shape == (case.clip.label["frames"], 64, 64, 3)
+
+
+def test_the_baseline_refuses_another_models_cache_or_model(built, built_factor_4, tmp_path):
+    (root, _), (other, _) = built, built_factor_4
+    with pytest.raises(ValueError, match="another autoencoder's latents"):
+        baseline.train(root / "work", other / "out", tmp_path / "b", steps=1)
+    with pytest.raises(FileNotFoundError, match="no demo build work folder"):
+        baseline.train(root / "out", root / "out", tmp_path / "b", steps=1)
+    baseline.train(root / "work", root / "out", tmp_path / "b", steps=1)
+    with pytest.raises(ValueError, match="trained on another demo model's"):
+        baseline.Baseline(tmp_path / "b", DemoModel.load(other / "out"), other / "out")

@@ -69,6 +69,8 @@ def test_generator_output_and_model_option_are_checked(cache, tmp_path):
         toybench.main(["--quick", "--model", str(tmp_path / "missing.safetensors")])
     with pytest.raises(SystemExit):  # --roundtrip measures a model folder's autoencoder: it needs one
         toybench.main(["--quick", "--roundtrip"])
+    with pytest.raises(SystemExit):  # the plain-UNet baseline samples through a model folder's autoencoder
+        toybench.main(["--quick", "--baseline", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="is not a demo model folder"):
         toybench.load_model(str(tmp_path))
     with pytest.raises(ValueError, match="at least 16"):

@@ -2,7 +2,7 @@
 
     python -m training.toybench [--quick] [--generator ground_truth|static] [--model PATH]
                                 [--steps N] [--guidance G] [--motion-scale POSE FACE LIP] [--roundtrip]
-                                [--clips N] [--size S] [--seed N]
+                                [--clips N] [--size S] [--seed N] [--baseline DIR]
 
 Generator interface (`Generator`): generate(portrait, audio, sample_rate, caption)
 -> frames, with portrait uint8 [S, S, 3] (the identity's neutral still face, so
@@ -16,7 +16,10 @@ encoders, training/demo/generate.py) through the core pipeline, `--steps` DDIM
 steps per clip, `--guidance` the CFG scale (default: the demo workflow's, 2),
 `--motion-scale` the sampler's pose / face / lip weights (default 1 1 1);
 with `--roundtrip` it scores the renderer's frames encoded and decoded by that
-folder's autoencoder instead: the most its decoder lets any model show.
+folder's autoencoder instead: the most its decoder lets any model show; with
+`--baseline DIR` it scores a plain conditional UNet trained on that folder's build
+cache (training/demo/baseline.py, the issue's yardstick) through the same
+autoencoder and encoders, sampled the same way.
 
 Clips (`build_cases`): synthetic_faces.make_clip on held-out identities and
 sentences, 1-1.6 s (cut inside the sentence), emotions balanced in blocks of
@@ -265,6 +268,8 @@ def main(argv=None) -> dict:
                     help="the sampler's audio weights per region for --model (default 1 1 1)")
     ap.add_argument("--roundtrip", action="store_true",
                     help="with --model: score the ground-truth frames through its autoencoder (the decoder's ceiling)")
+    ap.add_argument("--baseline", help="with --model: score this plain-UNet baseline (training/demo/baseline.py) "
+                    "with the model's autoencoder and encoders instead of the model")
     ap.add_argument("--clips", type=int, help=f"held-out clips (default {FULL['clips']}, quick {QUICK['clips']})")
     ap.add_argument("--size", type=int, help="frame size in pixels (default 64)")
     ap.add_argument("--seed", type=int, default=0)
@@ -273,8 +278,14 @@ def main(argv=None) -> dict:
     try:
         if args.roundtrip and not args.model:
             raise ValueError("--roundtrip needs --model (a demo model folder whose autoencoder to measure)")
+        if args.baseline and (not args.model or args.roundtrip):
+            raise ValueError("--baseline needs --model (whose autoencoder and encoders it was trained on) and "
+                             "no --roundtrip")
         # A bad model path fails first.
         model = load_model(args.model, args.steps, args.guidance, args.motion_scale) if args.model else None
+        if args.baseline:
+            from .demo.baseline import Baseline
+            baseline = Baseline(args.baseline, model, args.model)
         t0 = time.perf_counter()
         cases = build_cases(args.clips or preset["clips"], args.seed, args.size or preset["size"], preset["seconds"])
     except (ValueError, FileNotFoundError) as e:
@@ -285,6 +296,8 @@ def main(argv=None) -> dict:
         name, generator = args.generator, GENERATORS[args.generator](cases)
     elif args.roundtrip:
         name, generator = "roundtrip", roundtrip_generator(model, cases)
+    elif args.baseline:
+        name, generator = "baseline", baseline.generate
     else:
         name, generator = "model", model.generate
     scores, acc = evaluate(generator, cases, classifier, name)

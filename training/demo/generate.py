@@ -58,7 +58,8 @@ class DemoModel:
                    load_wav2vec2(str(folder / AUDIO_DIR)), load_clip_text(str(folder / TEXT_DIR), expected_hidden=None),
                    **options)
 
-    def _text(self, caption: str) -> torch.Tensor:
+    def encode_caption(self, caption: str) -> torch.Tensor:
+        """[1, 77, H] text tokens of `caption` ("" for CFG's unconditional half)."""
         return self.text.encode_ids(token_ids(self.text.tokenizer, caption))
 
     def roundtrip(self, frames: np.ndarray) -> np.ndarray:
@@ -75,7 +76,7 @@ class DemoModel:
         request = TalkingHeadRequest(
             reference=p.image, face_embedding=p.face_embedding, face_region=p.face_region,
             mask_levels=p.mask_levels_for(self.net.config.latent_factor),
-            audio=features, text_cond=self._text(caption), text_uncond=self._text(""), steps=self.steps,
+            audio=features, text_cond=self.encode_caption(caption), text_uncond=self.encode_caption(""), steps=self.steps,
             guidance=self.guidance, seed=self.seed, motion_scale=self.motion_scale,
         )
         return generate_talking_head(self.net, self.codec, request).numpy()
