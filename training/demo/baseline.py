@@ -121,7 +121,11 @@ def _net_for(clips) -> PlainUNet:
     return PlainUNet(c["latents"].shape[1], tuple(c["windows"].shape[-2:]), c["text"].shape[-1])
 
 
-def train(work: Path, model_dir: Path, out: Path, steps: int, save_every: int = 200, log=print) -> dict:
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def train(work: Path, model_dir: Path, out: Path, steps: int, save_every: int = 200, log=_log) -> dict:
     """Train (or resume, from out/baseline_state.pt) to `steps`; writes the weights and the record."""
     model = DemoModel.load(model_dir)
     clips = load_clips(work, model)
@@ -169,7 +173,8 @@ def train(work: Path, model_dir: Path, out: Path, steps: int, save_every: int = 
             save()
             log(f"baseline step {step}/{steps} loss {np.mean(losses[-save_every:]):.4f}")
     atomic_save(lambda p: save_file(net.state_dict(), p), out / WEIGHTS)
-    record = dict(model_sha256=_sha256(Path(model_dir) / MODEL_FILE), steps=step, wall_seconds=round(time.perf_counter() - t0, 1), threads=torch.get_num_threads(),
+    record = dict(model_sha256=_sha256(Path(model_dir) / MODEL_FILE), steps=step,
+                  wall_seconds=round(time.perf_counter() - t0, 1), threads=torch.get_num_threads(),
                   plan=PLAN, clips=len(clips), parameters=sum(p.numel() for p in net.parameters()),
                   audio_shape=list(clips[0]["windows"].shape[-2:]), text_dim=clips[0]["text"].shape[-1],
                   latent_channels=clips[0]["latents"].shape[1])
