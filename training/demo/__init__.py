@@ -6,6 +6,8 @@
 encoder, CLIP-layout text encoder), `data.py` turns the synthetic videos into a
 training cache with dataset preparation, `pretrain.py` runs the progressive
 stages on all weights of a stage's module group, and `build.py` ties them together.
+`baseline.py` trains a plain per-frame UNet on a build's cache: the yardstick the
+toy benchmark compares the demo model with (`toybench --baseline`).
 It is a demo: the official weights are the real product.
 """
 
