@@ -24,6 +24,7 @@ CASES = [
     ("training.demo.encoders", "wav2vec", "emocast_core.audio.wav2vec"),
     ("training.demo.figure", "expand_preset", "emocast_core.text.presets"),
     ("training.demo.bench", "EmoCASTNet", "emocast_core.models.net"),
+    ("training.demo.baseline", "frame_windows", "emocast_core.audio.windows"),
 ]
 
 
