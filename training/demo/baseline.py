@@ -31,11 +31,9 @@ import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
-from ..face_drawing import render
 from ..objective import min_snr_weight
-from ..synthetic_faces import sample_identity, still_params
 from . import MODEL_FILE
-from .build import _sha256
+from .build import _sha256, neutral_reference
 from .generate import DemoModel
 
 if __package__ and __package__.count(".") >= 2:  # inside the pack (see training/_core.py)
@@ -79,11 +77,6 @@ class PlainUNet(torch.nn.Module):
         return self.unet(torch.cat([x, reference], 1), t, encoder_hidden_states=tokens, class_labels=a[:, 0]).sample
 
 
-def _neutral_face(identity_seed: int, size: int) -> torch.Tensor:
-    face = render(sample_identity(identity_seed), still_params("neutral"), size)[0]
-    return torch.from_numpy(face).permute(2, 0, 1)[None].float() / 127.5 - 1
-
-
 def load_clips(work: Path, model: DemoModel) -> list[dict]:
     """The build's cached clips; refuses a cache that `model`'s autoencoder did not make."""
     cache = work / "cache"
@@ -93,9 +86,9 @@ def load_clips(work: Path, model: DemoModel) -> list[dict]:
                                 "and videos/labels.jsonl; python -m training.demo.build writes them)")
     refs = load_file(str(refs_path))
     first = json.loads(labels_path.read_text().splitlines()[0])
-    name, size = Path(first["file"]).stem, refs[Path(first["file"]).stem].shape[-1] * model.net.config.latent_factor
-    with torch.no_grad():
-        mine = model.codec.encode(_neutral_face(first["identity_seed"], size))[0]
+    name = Path(first["file"]).stem
+    # The build's own reference of the first clip, redone with --model's autoencoder, must match the cached one.
+    mine = neutral_reference(model.codec, first["identity_seed"], refs[name].shape[-1] * model.net.config.latent_factor)
     if mine.shape != refs[name].shape or (mine - refs[name].float()).abs().max() > 0.05:
         raise ValueError(f"--work {work}: its cache holds another autoencoder's latents than --model's; "
                          "pass the work folder of that model's build")

@@ -247,6 +247,13 @@ def training_cache(work: Path, out: Path, videos: Path, vae, record: dict) -> Pa
 
 
 @torch.no_grad()
+def neutral_reference(codec, identity_seed: int, size: int = DATA["size"]) -> torch.Tensor:
+    """Latent [C, h, w] of an identity's neutral still face: the reference the demo's users give."""
+    face = render(sample_identity(identity_seed), still_params("neutral"), size)[0]
+    return codec.encode(torch.from_numpy(face).permute(2, 0, 1)[None].float() / 127.5 - 1)[0].contiguous()
+
+
+@torch.no_grad()
 def neutral_references(cache: Path, labels: list[dict], vae) -> dict[str, torch.Tensor]:
     """Clip id -> latent of its identity's neutral still face (the reference the demo's users give)."""
     from safetensors.torch import load_file, save_file
@@ -258,9 +265,7 @@ def neutral_references(cache: Path, labels: list[dict], vae) -> dict[str, torch.
     for lab in labels:
         seed = lab["identity_seed"]
         if seed not in by_identity:
-            face = render(sample_identity(seed), still_params("neutral"), DATA["size"])[0]
-            pixels = torch.from_numpy(face).permute(2, 0, 1)[None].float() / 127.5 - 1
-            by_identity[seed] = codec.encode(pixels)[0].contiguous()
+            by_identity[seed] = neutral_reference(codec, seed)
         refs[Path(lab["file"]).stem] = by_identity[seed].clone()
     save_file(refs, str(path))
     return refs

@@ -76,7 +76,7 @@ class DemoModel:
         request = TalkingHeadRequest(
             reference=p.image, face_embedding=p.face_embedding, face_region=p.face_region,
             mask_levels=p.mask_levels_for(self.net.config.latent_factor),
-            audio=features, text_cond=self.encode_caption(caption), text_uncond=self.encode_caption(""), steps=self.steps,
-            guidance=self.guidance, seed=self.seed, motion_scale=self.motion_scale,
+            audio=features, text_cond=self.encode_caption(caption), text_uncond=self.encode_caption(""),
+            steps=self.steps, guidance=self.guidance, seed=self.seed, motion_scale=self.motion_scale,
         )
         return generate_talking_head(self.net, self.codec, request).numpy()
