@@ -302,6 +302,27 @@ def test_the_plain_unet_baseline_trains_resumes_exactly_and_generates_with_its_m
     assert frames.dtype == np.uint8 and frames.shape == (case.clip.label["frames"], 64, 64, 3)
 
 
+def test_the_pixel_baseline_learns_the_cached_frames_themselves_and_generates_pixels(built, tmp_path):
+    root, _ = built
+    work, model_dir, out = root / "work", root / "out", tmp_path / "pixels"
+    model = DemoModel.load(model_dir, steps=2)
+    clip = baseline.load_clips(work, model, pixels=True)[0]
+    cached = baseline.load_clips(work, model)[0]
+    assert clip["targets"].dtype == torch.uint8 and len(clip["targets"]) == len(cached["targets"])
+    # Frame k of the video is the frame whose latent the cache holds at k (the audio windows line up with both).
+    ends = [0, len(cached["targets"]) - 1]
+    encoded = model.codec.encode(baseline._as_float(clip["targets"][ends]))
+    assert (encoded - cached["targets"][ends]).abs().max() < 0.05
+    record = baseline.train(work, model_dir, out, steps=2, save_every=1, pixels=True)
+    assert record["pixels"] and record["latent_channels"] == 3
+    with pytest.raises(ValueError, match="trained in pixels"):
+        baseline.train(work, model_dir, out, steps=3)  # its state is a pixel baseline's
+    case = build_cases(16, seed=2, size=64, seconds=(1.0, 1.2))[0]
+    frames = baseline.Baseline(out, model, model_dir).generate(case.portrait, case.clip.audio,
+                                                             case.clip.sample_rate, case.caption)
+    assert frames.dtype == np.uint8 and frames.shape == (case.clip.label["frames"], 64, 64, 3)
+
+
 def test_the_baseline_refuses_another_models_cache_or_model(built, built_factor_4, tmp_path):
     (root, _), (other, _) = built, built_factor_4
     with pytest.raises(ValueError, match="another autoencoder's latents"):
