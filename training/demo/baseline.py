@@ -54,7 +54,7 @@ else:
 
 WEIGHTS, RECORD, STATE = "baseline.safetensors", "baseline.json", "baseline_state.pt"
 # 2.5 M parameters on 16x16 latents; on this 2-core CPU (two threads) about 0.57 s per step of 32 frames.
-# In pixels 2.6 M (widths 16 and 32 at 64x64 and 32x32, then the latent network's), about 2.3 s per step.
+# In pixels 2.6 M (widths 16 and 32 at 64x64 and 32x32, then the latent network's), about 1.1 s per step.
 # Condition dropout per frame: audio and text together (CFG's unconditional half), or one of them alone.
 PLAN = dict(widths=(32, 64, 64), pixel_widths=(16, 32), context=64, audio_tokens=4, batch=32, lr=5e-4, seed=0,
             drop_both=0.1, drop_audio=0.05, drop_text=0.05)
