@@ -246,13 +246,13 @@ def training_cache(work: Path, out: Path, videos: Path, vae, record: dict) -> Pa
     return cache
 
 
-@torch.no_grad()
 def neutral_face(identity_seed: int, size: int = DATA["size"]) -> torch.Tensor:
     """An identity's neutral still face [1, 3, S, S] in [-1, 1]: the portrait the demo's users give."""
     face = render(sample_identity(identity_seed), still_params("neutral"), size)[0]
     return torch.from_numpy(face).permute(2, 0, 1)[None].float() / 127.5 - 1
 
 
+@torch.no_grad()
 def neutral_reference(codec, identity_seed: int, size: int = DATA["size"]) -> torch.Tensor:
     """Latent [C, h, w] of an identity's neutral still face: the reference the demo's users give."""
     return codec.encode(neutral_face(identity_seed, size))[0].contiguous()
