@@ -156,6 +156,11 @@ def _log(message: str) -> None:
 def train(work: Path, model_dir: Path, out: Path, steps: int, save_every: int = 200, log=_log,
           pixels: bool = False) -> dict:
     """Train (or resume, from out/baseline_state.pt) to `steps`; writes the weights and the record."""
+    state = torch.load(out / STATE, weights_only=True) if (out / STATE).is_file() else None
+    if state is not None and bool(state.get("pixels", False)) != pixels:  # before reading every clip
+        kind = "latents" if pixels else "pixels"
+        raise ValueError(f"--out {out}: its saved state was trained in {kind}; resume it as it was trained "
+                         "(with or without --pixels) or pass another --out")
     model = DemoModel.load(model_dir)
     clips = load_clips(work, model, pixels)
     out.mkdir(parents=True, exist_ok=True)
@@ -164,12 +169,7 @@ def train(work: Path, model_dir: Path, out: Path, steps: int, save_every: int = 
     opt = torch.optim.AdamW(net.parameters(), lr=PLAN["lr"], weight_decay=1e-2)
     gen = torch.Generator().manual_seed(PLAN["seed"])
     step, wall = 0, 0.0
-    if (out / STATE).is_file():
-        state = torch.load(out / STATE, weights_only=True)
-        if bool(state.get("pixels", False)) != pixels:
-            kind = "pixels" if state.get("pixels", False) else "latents"
-            raise ValueError(f"--out {out}: its saved state was trained in {kind}; resume it as it was trained "
-                             "(with or without --pixels) or pass another --out")
+    if state is not None:
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
