@@ -1,4 +1,4 @@
-"""The parity fixtures' deterministic weight rule (shared/parity README §2).
+"""The parity fixtures' deterministic weight rule (tests/fixtures/parity/README.md).
 
 Every parameter is drawn from a generator seeded with the CRC32 of its full
 official key, so the values do not depend on construction order.  Buffers

@@ -19,15 +19,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
-    """Folder of the official-implementation fixtures (EMOCAST_PARITY_DIR)."""
-    path = Path(os.environ.get("EMOCAST_PARITY_DIR", REPO.parent / "shared" / "parity"))
+    """Folder of the official-implementation fixtures: tests/fixtures/parity, or EMOCAST_PARITY_DIR."""
+    path = Path(os.environ.get("EMOCAST_PARITY_DIR") or REPO / "tests" / "fixtures" / "parity")
     if not (path / "expected.safetensors").is_file():
-        pytest.fail(f"parity fixtures not found in {path}; set EMOCAST_PARITY_DIR")
+        pytest.fail(f"parity fixtures not found in {path}: EMOCAST_PARITY_DIR must name a folder "
+                    "holding the files of tests/fixtures/parity")
     return path
 
 
 # --------------------------------------------------------------------------
-# Real ComfyUI 0.3.75 (tests/harness).  Imported here, at collection time,
+# Real ComfyUI (tests/harness).  Imported here, at collection time,
 # before any fixture puts the ComfyUI tree (which has its own `tests` package)
 # on sys.path.
 import tests as _tests_pkg  # noqa: E402
@@ -39,6 +40,21 @@ if Path(list(_tests_pkg.__path__)[0]).resolve() != REPO / "tests":
 from tests.harness import comfy_inprocess as _comfy_inprocess  # noqa: E402
 from tests.harness.comfy_env import ComfyEnv, comfy_required, find_env  # noqa: E402
 from tests.harness.comfy_server import ComfyServer  # noqa: E402
+
+
+def pytest_report_header(config):
+    env, reason = find_env()
+    if env is None:
+        return f"ComfyUI: none ({reason})"
+    return f"ComfyUI: {'.'.join(map(str, env.version))} at {env.core}"
+
+
+def pytest_collection_modifyitems(config, items):
+    # Every test that reaches ComfyUI through a fixture carries the `comfyui` mark,
+    # so `-m comfyui` selects exactly what to rerun against another ComfyUI.
+    for item in items:
+        if "comfy_env" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.comfyui)
 
 
 def _unavailable(reason: str):

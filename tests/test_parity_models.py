@@ -1,8 +1,8 @@
 """Numerical parity of the networks and the one-clip sampler with the official implementation.
 
-Fixtures in EMOCAST_PARITY_DIR were computed by the official model classes at a
-reduced width with deterministic weights (see that folder's README).  Nothing
-here assumes their values; tolerances are the README's §5.
+The fixtures (tests/fixtures/parity, or EMOCAST_PARITY_DIR) were computed by the
+official model classes at a reduced width with deterministic weights (see that
+folder's README, which also explains the tolerances).  Nothing here assumes their values.
 """
 import hashlib
 import json
