@@ -2,8 +2,8 @@
 
 Output EMOCAST_AUDIO is an `emocast_core.audio.AudioFeatures` (hidden states
 [T_padded, 12, 768] on the CPU, true frame count, fps, the original AUDIO for
-muxing).  The wav2vec2 stays cached on the offload device between runs and
-visits the compute device only while encoding.
+muxing).  The wav2vec2 is one of ComfyUI's loaded models (nodes/memory.py):
+it runs on the compute device and ComfyUI offloads it when memory is needed.
 """
 import torch
 from comfy_api.latest import io
@@ -13,13 +13,13 @@ import comfy.utils
 import folder_paths
 
 from ..emocast_core.audio import SEPARATOR_FILE, MdxVocalSeparator, encode_audio, load_wav2vec2
+from .memory import free_for, load_wav2vec2_for_inference
 from .model_folders import list_model_dirs, resolve_model_dir
 
 AUDIO_FEATURES_TYPE = "EMOCAST_AUDIO"
 NO_MODEL = "(no wav2vec2 folder in models/wav2vec2)"
 _BAR_STEPS = 1000
-_BYTES_PER_SECOND = 25 * 2**20  # rough peak activations of wav2vec2-base per second of audio (fp32)
-_MAX_WHOLE_SECONDS = 70  # the chunked path never holds more than ~40 s; whole clips go up to 60 s
+_SEPARATOR_BYTES = 2 * 2**30  # Kim_Vocal_2 under onnxruntime's CUDA provider: weights, arena and one chunk
 
 
 class AudioEmotiveEncode(io.ComfyNode):
@@ -62,18 +62,16 @@ class AudioEmotiveEncode(io.ComfyNode):
             bar = comfy.utils.ProgressBar(_BAR_STEPS)
             separator = None
             if separate_vocals:
+                # An onnxruntime session is not a torch module ComfyUI could move: free room for it
+                # first; it is dropped (and its memory returned) when this run ends.
+                free_for(_SEPARATOR_BYTES, device)
                 separator = MdxVocalSeparator.from_onnx(_separator_path(), use_cuda=device.type == "cuda",
                                                         progress=_progress(bar, 0, _BAR_STEPS // 2))
             encode_span = (_BAR_STEPS // 2, _BAR_STEPS) if separate_vocals else (0, _BAR_STEPS)
             source = {"waveform": audio["waveform"][:1], "sample_rate": rate}
-            _make_room(bundle.model, waveform.shape[-1] / rate, device)
-            try:
-                bundle.model.to(device)
-                features = encode_audio(bundle, waveform, rate, fps=fps, source_audio=source,
-                                        separator=separator, progress=_progress(bar, *encode_span))
-            finally:
-                bundle.model.to(mm.unet_offload_device())
-                mm.soft_empty_cache()
+            load_wav2vec2_for_inference(bundle.model, waveform.shape[-1] / rate)
+            features = encode_audio(bundle, waveform, rate, fps=fps, source_audio=source,
+                                    separator=separator, progress=_progress(bar, *encode_span))
         except (ValueError, FileNotFoundError, RuntimeError) as e:
             if type(e) not in (ValueError, FileNotFoundError, RuntimeError):
                 raise  # e.g. torch's OutOfMemoryError: ComfyUI handles it by type
@@ -123,11 +121,3 @@ def _progress(bar, start: int, stop: int):
         bar.update_absolute(start + (stop - start) * done // max(total, 1))
     return report
 
-
-def _make_room(model, seconds: float, device) -> None:
-    """Ask ComfyUI to unload other models if the wav2vec2 pass would not fit (GPU only)."""
-    if mm.is_device_cpu(device):
-        return
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    scale = model.config.conv_dim[0] / 512  # activations follow the CNN width; 512 for base
-    mm.free_memory(weights + int(_BYTES_PER_SECOND * scale * min(seconds, _MAX_WHOLE_SECONDS)), device)

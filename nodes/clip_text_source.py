@@ -46,7 +46,10 @@ class ComfyClipTextEncoder:
         saved = te.enable_attention_masks, te.zero_out_masked
         # layer None → "last": the output after the final LayerNorm.  ComfyUI
         # resets these options itself before every encode; we restore them too.
-        te.set_clip_options({"layer": None})
+        # execution_device: ComfyUI's dynamic-VRAM patcher (0.7+ on NVIDIA) may leave
+        # the weights on the offload device and run wherever this names (older
+        # ComfyUI ignores the option and runs where the weights are).
+        te.set_clip_options({"layer": None, "execution_device": self.clip.patcher.load_device})
         te.enable_attention_masks, te.zero_out_masked = False, False
         try:
             if te.layer != "last":

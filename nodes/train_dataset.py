@@ -26,6 +26,7 @@ from ..training.prepare import PrepareConfig, PrepareModels, prepare_dataset
 from ..training.prepare_sources import METADATA, VIDEO_EXTENSIONS
 from .audio_encode import NO_MODEL, wav2vec_folder
 from .emotion_prompt import USE_CLIP, text_encoder_for
+from .memory import load_wav2vec2_for_inference
 from .model_folders import list_model_dirs
 from .portrait_prep import find_landmarker, list_insightface_dirs, resolve_insightface_dir
 from .vae_codec import ComfyVAECodec
@@ -146,12 +147,9 @@ class EmoCASTPrepareDataset(io.ComfyNode):
                 mm.throw_exception_if_processing_interrupted()
                 bar.update_absolute(done, max(total, 1))
 
-            try:
-                models.wav2vec.model.to(device)
-                report = prepare_dataset(source, root, models, config, progress=progress)
-            finally:
-                models.wav2vec.model.to(mm.unet_offload_device())
-                mm.soft_empty_cache()
+            # Videos are cut to max_seconds, so one pass never exceeds that much audio.
+            load_wav2vec2_for_inference(models.wav2vec.model, max_seconds)
+            report = prepare_dataset(source, root, models, config, progress=progress)
             clips = report.existing + report.prepared
             if not clips:
                 raise ValueError(f"no video became training data:\n{report.summary()}")

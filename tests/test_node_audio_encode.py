@@ -149,3 +149,25 @@ def test_cancel_is_honoured(comfy, node):
             _run(comfy, _voice(1.0, 16000))
     finally:
         mm.interrupt_current_processing(False)
+
+
+def _wav2vec2_patchers():
+    import comfy.model_management as mm
+    return [m.model for m in mm.current_loaded_models
+            if m.model is not None and type(getattr(m.model.model, "held", None)).__name__ == "Wav2Vec2Model"]
+
+
+def test_wav2vec2_is_one_of_comfys_loaded_models(comfy, node):
+    """ComfyUI places the wav2vec2 (it frees room for it) and may offload it later, like its own models."""
+    import comfy.model_management as mm
+
+    _run(comfy, _voice(1.0, 16000))
+    (patcher,) = _wav2vec2_patchers()
+    assert patcher.load_device == mm.get_torch_device()
+    assert next(patcher.model.held.parameters()).device == patcher.load_device
+    _run(comfy, _voice(1.2, 16000))
+    assert _wav2vec2_patchers() == [patcher]  # a second run finds the same loaded model
+    mm.unload_all_models()  # what "Free model memory" does
+    assert _wav2vec2_patchers() == []
+    feats = _run(comfy, _voice(1.0, 16000))  # and it comes back on the next run
+    assert feats.num_frames == 25 and _wav2vec2_patchers() == [patcher]

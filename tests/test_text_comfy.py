@@ -237,3 +237,26 @@ def test_node_errors(node, ep):
         node.execute("custom", " ".join(["a"] * 76), 0.5, "clip-tiny")
     with pytest.raises(ValueError, match="segment 2 'angry' has no time"):
         node.execute("custom", "happy | angry", 0.5, "clip-tiny")
+
+
+def test_clip_input_runs_on_the_clips_load_device(ep, clip, hf, monkeypatch):
+    """Current ComfyUI (0.7+, dynamic VRAM on NVIDIA) runs a text encoder on its `execution_device`
+    option, else where its weights are, which may be the offload device: ours names the load device."""
+    ours = ep.ComfyClipTextEncoder(clip, expected_hidden=None)
+    te = ours.te
+    seen = []
+    forward = te.forward
+
+    def spy(*args, **kwargs):
+        seen.append((getattr(te, "execution_device", "no such option"),
+                     te.transformer.get_input_embeddings().weight.device))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(te, "forward", spy)
+    ours.encode_ids(token_ids(hf.tokenizer, "A person is talking with happy emotion."))
+    ((execution_device, weights),) = seen
+    if hasattr(te, "execution_device"):  # ComfyUI 0.7+: the option names the device, then is reset
+        assert execution_device == clip.patcher.load_device
+        assert te.execution_device is None
+    else:  # older ComfyUI runs where load_model put the weights
+        assert execution_device == "no such option" and weights == clip.patcher.load_device
