@@ -1,17 +1,21 @@
 # ComfyUI-EmoCAST developer tasks.  CI runs `make test` (see .ci/run).
 #
 #   make setup   install missing Debian packages (espeak-ng, ffmpeg) when root, build
-#                or reuse the venv + ComfyUI 0.3.75 (scripts/provision.sh);
-#                writes their paths to .cache/env.mk
+#                or reuse a ComfyUI tree and its venv (scripts/provision.sh);
+#                writes their paths to .cache/env-*.mk
 #   make test    setup, then the whole pytest suite, real-ComfyUI tests included
 #                (extra pytest arguments: make test PYTEST_ARGS="-k server -x")
+#                against ComfyUI 0.3.75; COMFYUI=0.33.0 (an archive in ../shared/comfyui)
+#                or COMFYUI=/path/to/ComfyUI (a folder or archive) tests another one
 #   make demo    setup, then run workflows/emocast_demo.json on the embedded demo model
 #                (demo_model/) in a real ComfyUI server and print where the mp4 is
 #                (DEMO_ARGS="--models DIR workflows/emocast_basic.json" for real weights)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-ENV_MK := .cache/env.mk
+COMFYUI ?= 0.3.75
+# One environment file per ComfyUI choice, so two choices can run side by side.
+ENV_MK := .cache/env-$(shell printf '%s' '$(COMFYUI)' | sha256sum | cut -c1-12).mk
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
@@ -24,12 +28,12 @@ RUN_ENV = set -a && . ./$(ENV_MK) && set +a && unset PYTHONDONTWRITEBYTECODE && 
 .PHONY: help setup test demo
 
 help:
-	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	@mkdir -p .cache
 	@bash scripts/system_packages.sh
-	@bash scripts/provision.sh > $(ENV_MK).tmp
+	@bash scripts/provision.sh '$(COMFYUI)' > $(ENV_MK).tmp
 	@mv $(ENV_MK).tmp $(ENV_MK)
 	@cat $(ENV_MK)
 

@@ -1,4 +1,4 @@
-"""EmoCASTVideoCombine against real ComfyUI 0.3.75: in-process and through a server graph."""
+"""EmoCASTVideoCombine against a real ComfyUI: in-process and through a server graph."""
 import importlib
 import io as _io
 import json
@@ -72,7 +72,8 @@ def test_inprocess_save_preview_and_video(node, tmp_path):
     (video,) = out.result  # a core VideoInput: what SaveVideo / GetVideoComponents take
     assert video.get_dimensions() == (46, 32) and video.get_frame_count() == 12
     node.load_core_extra("nodes_video")
-    images, got_audio, fps = node.run_node("GetVideoComponents", video=video).result
+    # ComfyUI 0.33 added bit depth and colour space after the first three outputs.
+    images, got_audio, fps = node.run_node("GetVideoComponents", video=video).result[:3]
     assert tuple(images.shape) == (12, 32, 46, 3) and fps == 25.0
     assert got_audio["sample_rate"] == 16000
 

@@ -1,4 +1,4 @@
-"""Where the real ComfyUI 0.3.75 tree and its Python live.
+"""Where the real ComfyUI tree (0.3.75 unless `make test COMFYUI=...`) and its Python live.
 
 `scripts/provision.sh` builds both and prints them; `make test` exports them as
 EMOCAST_COMFY_CORE and EMOCAST_VENV.  Without them the ComfyUI tests skip, unless
@@ -8,6 +8,7 @@ so CI can never pass while silently skipping the server tests.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,15 @@ class ComfyEnv:
     def use_cpu(self) -> bool:
         """`--cpu` unless EMOCAST_COMFY_DEVICE=gpu (for runs on a GPU machine)."""
         return os.environ.get("EMOCAST_COMFY_DEVICE", "cpu").lower() != "gpu"
+
+    @property
+    def version(self) -> tuple[int, ...]:
+        """ComfyUI's version from the tree's comfyui_version.py, e.g. (0, 33, 0)."""
+        text = (self.core / "comfyui_version.py").read_text()
+        match = re.search(r'__version__\s*=\s*"(\d+(?:\.\d+)*)', text)
+        if match is None:
+            raise ValueError(f"no __version__ in {self.core / 'comfyui_version.py'}")
+        return tuple(int(p) for p in match.group(1).split("."))
 
     def is_current_interpreter(self) -> bool:
         """True when this process runs on the venv's Python (needed in-process)."""

@@ -1,4 +1,4 @@
-"""Load the real ComfyUI 0.3.75 code and the pack into *this* Python process.
+"""Load the real ComfyUI code (0.3.75 or a newer tree) and the pack into *this* Python process.
 
 Follows COMFYUI.md §4.  ComfyUI has a top-level module called `nodes`, and so
 does this repository (the folder `nodes/`); the repo root is on sys.path for
@@ -97,7 +97,7 @@ class ComfyInProcess:
         cls = self.node_class(node_id)
         if hasattr(cls, "PREPARE_CLASS_CLONE"):
             cls.VALIDATE_CLASS()
-            clone = cls.PREPARE_CLASS_CLONE(hidden or {})
+            clone = cls.PREPARE_CLASS_CLONE(_clone_argument(cls, hidden or {}))
             func = make_locked_method_func(cls, cls.FUNCTION, clone)
         else:
             func = getattr(cls(), cls.FUNCTION)
@@ -106,6 +106,15 @@ class ComfyInProcess:
             if inspect.isawaitable(result):
                 result = asyncio.run(result)
         return result
+
+
+def _clone_argument(cls, hidden: dict) -> dict:
+    """What PREPARE_CLASS_CLONE takes: the hidden values up to ComfyUI 0.6, from
+    0.7 on a V3Data dict that holds them under "hidden_inputs"."""
+    params = inspect.signature(cls.PREPARE_CLASS_CLONE).parameters
+    if "v3_data" in params:
+        return {"hidden_inputs": hidden}
+    return hidden
 
 
 def _check_not_stubbed(core: Path) -> None:

@@ -1,4 +1,4 @@
-"""Start a real ComfyUI 0.3.75 server with the pack installed, and drive it over HTTP/WS.
+"""Start a real ComfyUI server with the pack installed, and drive it over HTTP/WS.
 
 Used by the `comfy_server` fixture (tests/conftest.py) and by `make demo`.
 Everything talks to the server the way a user's browser does: `POST /prompt`
