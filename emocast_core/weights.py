@@ -16,6 +16,7 @@ import torch
 
 from .config import EmoCASTConfig
 from .models import EmoCASTNet
+from .tensor_files import WeightsFileError, read_tensors
 
 PREFIXES = ("reference_unet.", "denoising_unet.", "face_locator.", "imageproj.", "audioproj.")
 CONFIG_METADATA_KEY = "emocast_config"
@@ -26,39 +27,21 @@ VAE_CONFIG_METADATA_KEY = "emocast_vae_config"
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(WeightsFileError):
     """The file exists but is not a loadable EmoCAST checkpoint."""
 
 
 def read_safetensors(path: str | os.PathLike, what: str = "file") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a .safetensors file; a missing file is a FileNotFoundError naming `what`."""
-    from safetensors import safe_open
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    with safe_open(str(path), framework="pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+    """Tensors and metadata of a .safetensors file, read through `tensor_files.read_tensors`."""
+    if Path(path).suffix != ".safetensors":
+        raise WeightsFileError(f"{what} {Path(path).name} is not a .safetensors file")
+    return read_tensors(path, what)
 
 
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a checkpoint file (memory-mapped where possible)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"EmoCAST checkpoint not found: {path}")
-    size = path.stat().st_size
-    try:
-        if path.suffix == ".safetensors":
-            state, metadata = read_safetensors(path)
-        else:
-            state, metadata = torch.load(path, map_location="cpu", weights_only=True, mmap=True), {}
-    except Exception as err:  # noqa: BLE001 - every reader failure means the same thing to a user
-        raise CheckpointError(
-            f"{path.name} ({size:,} bytes) could not be read as a {path.suffix or 'torch'} checkpoint: {err}. "
-            "It may be truncated (an interrupted download) or not a weights file; the official net.pth is "
-            "about 5 GB (fp16) or 10 GB (fp32)."
-        ) from err
-    state = _unwrap(state, path)
-    return state, metadata
+    state, metadata = read_tensors(path, "EmoCAST checkpoint", CheckpointError)
+    return _unwrap(state, Path(path)), metadata
 
 
 def _unwrap(state, path: Path) -> dict[str, torch.Tensor]:

@@ -13,6 +13,7 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..training.lora import group_lora, load_lora, lora_weight_deltas, stages_of
+from .model_folders import resolve_model_file
 
 NO_FILES = "(no LoRA files in models/loras)"
 
@@ -66,11 +67,10 @@ class ApplyEmoCASTLoRA(io.ComfyNode):
             if lora_name == NO_FILES:
                 raise FileNotFoundError("Apply EmoCAST LoRA: no LoRA file in models/loras/; train one with the "
                                         "EmoCAST training nodes and save it with EmoCAST Save LoRA")
-            path = folder_paths.get_full_path_or_raise("loras", lora_name)
             try:
-                state, metadata = load_lora(path)
-            except ValueError as err:
-                raise ValueError(f"Apply EmoCAST LoRA: {err}") from err
+                state, metadata = load_lora(resolve_model_file("loras", lora_name, "lora_name"))
+            except (ValueError, FileNotFoundError) as err:
+                raise type(err)(f"Apply EmoCAST LoRA: {err}") from None
             base = metadata.get("emocast.base_config")
             if base and json.loads(base).get("block_out_channels") != list(model.net.config.block_out_channels):
                 raise ValueError(f"Apply EmoCAST LoRA: {lora_name} was trained on a model with block widths "

@@ -13,6 +13,7 @@ import comfy.utils
 import folder_paths
 
 from ..emocast_core.audio import SEPARATOR_FILE, MdxVocalSeparator, encode_audio, load_wav2vec2
+from ..emocast_core.audio.waveform import check_sample_rate
 from .memory import free_for, load_wav2vec2_for_inference
 from .model_folders import list_model_dirs, resolve_model_dir
 
@@ -91,7 +92,7 @@ def _first_item(audio) -> tuple[torch.Tensor, int]:
         raise ValueError(f"audio: waveform must be a tensor [batch, channels, samples], got {shape}")
     if waveform.shape[0] == 0:
         raise ValueError("audio: the AUDIO batch is empty")
-    return waveform[0], audio["sample_rate"]
+    return waveform[0], check_sample_rate(audio["sample_rate"], "audio")
 
 
 def wav2vec_folder(name: str) -> str:
@@ -102,7 +103,7 @@ def wav2vec_folder(name: str) -> str:
             "(config.json, model.safetensors or pytorch_model.bin, preprocessor_config.json) into "
             f"models/wav2vec2/wav2vec2-base-960h/ (searched: {roots}), then refresh the page."
         )
-    return resolve_model_dir("wav2vec2", name)
+    return resolve_model_dir("wav2vec2", name, input_name="wav2vec_model")
 
 
 def _separator_path() -> str:

@@ -60,7 +60,7 @@ class EmotionPromptEncode(io.ComfyNode):
 def text_encoder_for(text_encoder: str, clip):
     """The text source a node chose: a models/text_encoders folder, else the connected ComfyUI CLIP."""
     if text_encoder != USE_CLIP:
-        path = resolve_model_dir("text_encoders", text_encoder)
+        path = resolve_model_dir("text_encoders", text_encoder, input_name="text_encoder")
         # Any width: small demo models bring their own encoder; the sampler checks it against the model.
         return load_clip_text(path, device=mm.text_encoder_device(), dtype=torch.float32, expected_hidden=None)
     if clip is None:

@@ -7,6 +7,7 @@ import torch
 from comfy_api.latest import io
 
 from ..emocast_core.weights import DTYPES, load_checkpoint
+from .model_folders import resolve_model_file
 from .model_handle import EmoCASTModel
 
 NO_FILES = "(no files in models/emocast)"
@@ -45,7 +46,10 @@ class LoadEmoCAST(io.ComfyNode):
             raise FileNotFoundError(
                 "Load EmoCAST: no checkpoint in models/emocast/. Download net.pth from Hugging Face "
                 "Jmaomao/EmoCAST and put it in ComfyUI/models/emocast/ (see README 'Model files').")
-        path = folder_paths.get_full_path_or_raise("emocast", checkpoint)
+        try:
+            path = resolve_model_file("emocast", checkpoint, "checkpoint")
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"Load EmoCAST: {err}") from None
         torch_dtype = resolve_dtype(dtype, mm.get_torch_device())
         try:
             net, vae = load_checkpoint(path, dtype=torch_dtype, device=mm.unet_offload_device())

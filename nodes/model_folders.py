@@ -16,6 +16,8 @@ import os
 
 import folder_paths
 
+from .safe_paths import entry_name, inside, shown
+
 EMOCAST_WEIGHT_EXTENSIONS = {".pth", ".safetensors"}
 
 _FOLDERS = {
@@ -37,26 +39,40 @@ for _name, _exts in _FOLDERS.items():
         folder_paths.folder_names_and_paths[_name] = ([_default], set(_exts))
 
 
-def list_model_dirs(folder_name: str, marker: str = "config.json") -> list[str]:
-    """Sub-folders (Hugging Face layout) of a model folder that contain `marker`."""
-    found = []
-    for root in folder_paths.get_folder_paths(folder_name):
+def _model_dirs(folder_name: str, marker: str):
+    """(name, path) of each sub-folder of the registered folders that holds `marker`."""
+    roots = folder_paths.get_folder_paths(folder_name)
+    for root in roots:
         if not os.path.isdir(root):
             continue
         for entry in sorted(os.listdir(root)):
-            if os.path.isfile(os.path.join(root, entry, marker)):
-                found.append(entry)
-    return sorted(set(found))
+            path = os.path.join(root, entry)
+            if os.path.isfile(os.path.join(path, marker)):
+                yield entry, path
 
 
-def resolve_model_dir(folder_name: str, name: str, marker: str = "config.json") -> str:
-    """Full path of sub-folder `name` of `folder_name`, or a clear error."""
-    searched = folder_paths.get_folder_paths(folder_name)
-    for root in searched:
-        path = os.path.join(root, name)
-        if os.path.isfile(os.path.join(path, marker)):
+def list_model_dirs(folder_name: str, marker: str = "config.json") -> list[str]:
+    """Sub-folders (Hugging Face layout) of a model folder that contain `marker`."""
+    return sorted({name for name, _ in _model_dirs(folder_name, marker)})
+
+
+def resolve_model_dir(folder_name: str, name: str, marker: str = "config.json", input_name: str = "model") -> str:
+    """Full path of sub-folder `name` of `folder_name` (one the list offers), or a clear error."""
+    entry_name(name, input_name, f"models/{folder_name}/")
+    for candidate, path in _model_dirs(folder_name, marker):
+        if candidate == name:
             return path
     raise FileNotFoundError(
-        f"Model folder '{name}' (with {marker}) not found under models/{folder_name}/ "
-        f"(searched: {', '.join(searched)}). Put the Hugging Face folder there; see README 'Model files'."
+        f"{input_name}: no folder {shown(name)} with {marker} in models/{folder_name}/ (or the folders "
+        f"extra_model_paths.yaml adds to it). Put the Hugging Face folder there and refresh; see README "
+        "'Model files'."
     )
+
+
+def resolve_model_file(folder_name: str, name: str, input_name: str) -> str:
+    """Full path of file `name` (as ComfyUI lists it, sub-folders allowed) inside `folder_name`'s folders."""
+    path = folder_paths.get_full_path(folder_name, name) if isinstance(name, str) and name else None
+    if path is None or not inside(path, folder_paths.get_folder_paths(folder_name)):
+        raise FileNotFoundError(f"{input_name}: no file {shown(name)} in models/{folder_name}/ (or the folders "
+                                "extra_model_paths.yaml adds to it); choose one from the list and refresh")
+    return path

@@ -16,6 +16,7 @@ from ..emocast_core.face import (DEFAULT_CROP_SCALE, DETECTOR_FILE, FACE_EXPAND_
                                  MASKS_ONLY_CHOICE, MODEL_SIZE, load_face_models, masks_only_models, prepare_portrait,
                                  render_preview)
 from . import model_folders  # noqa: F401 - registers the "insightface" and "mediapipe" folders
+from .safe_paths import shown
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ def resolve_insightface_dir(name: str) -> str:
         if candidate == name:
             return path
     roots = ", ".join(folder_paths.get_folder_paths("insightface"))
-    raise FileNotFoundError(f"No InsightFace folder '{name}' with {DETECTOR_FILE} under models/insightface/models/ "
-                            f"(searched {roots}). Put the antelopev2 pack (scrfd_10g_bnkps.onnx, glintr100.onnx) in "
+    raise FileNotFoundError(f"insightface_dir: no InsightFace folder {shown(name)} with {DETECTOR_FILE} under "
+                            f"models/insightface/models/ (searched {roots}). Put the antelopev2 pack (scrfd_10g_bnkps.onnx, glintr100.onnx) in "
                             f"ComfyUI/models/insightface/models/antelopev2/ and refresh.")
 
 

@@ -28,6 +28,7 @@ from .audio_encode import NO_MODEL, wav2vec_folder
 from .emotion_prompt import USE_CLIP, text_encoder_for
 from .memory import load_wav2vec2_for_inference
 from .model_folders import list_model_dirs
+from .safe_paths import check_filename_prefix, inside, shown
 from .portrait_prep import find_landmarker, list_insightface_dirs, resolve_insightface_dir
 from .vae_codec import ComfyVAECodec
 
@@ -37,17 +38,22 @@ DATASETS_FOLDER = "emocast_datasets"
 
 
 def videos_folder(videos_dir: str) -> Path:
-    """An absolute path, or one relative to ComfyUI's input folder."""
+    """A folder inside ComfyUI's input folder, named relative to it (or by its absolute path)."""
     if not videos_dir.strip():
-        raise ValueError("videos_dir is empty: give a folder of talking videos (absolute, or inside ComfyUI/input)")
-    path = Path(videos_dir.strip()).expanduser()
-    return path if path.is_absolute() else Path(folder_paths.get_input_directory()) / path
+        raise ValueError("videos_dir is empty: give a folder of talking videos inside ComfyUI/input")
+    root = folder_paths.get_input_directory()
+    path = os.path.join(root, videos_dir.strip())  # an absolute videos_dir replaces root here
+    if not inside(path, [root]):
+        raise ValueError(f"videos_dir: {shown(videos_dir)} is not inside ComfyUI's input folder; put the videos "
+                         "(or a link to their folder) in ComfyUI/input and give that folder's name")
+    return Path(os.path.abspath(path))
 
 
 def cache_folder(cache_name: str) -> Path:
     name = cache_name.strip()
     if not name or name.startswith(".") or any(c in name for c in "/\\:"):
-        raise ValueError(f"cache_name must be a plain folder name, got {cache_name!r}")
+        raise ValueError(f"cache_name must be a plain folder name, got {shown(cache_name)}")
+    check_filename_prefix(name, "cache_name")
     return Path(folder_paths.get_output_directory()) / DATASETS_FOLDER / name
 
 
@@ -73,8 +79,8 @@ class EmoCASTPrepareDataset(io.ComfyNode):
                         "Resumable: clips already prepared are kept; unusable files are listed in the report.",
             inputs=[
                 io.String.Input("videos_dir", default="emocast_videos",
-                                tooltip=f"Folder of talking videos ({' '.join(VIDEO_EXTENSIONS)}, with sound), "
-                                        "absolute or relative to ComfyUI's input folder. Describe each in "
+                                tooltip=f"Folder of talking videos ({' '.join(VIDEO_EXTENSIONS)}, with sound) "
+                                        "inside ComfyUI's input folder. Describe each in "
                                         "<name>.txt (optional first line 'emotion: angry', then the caption) or "
                                         f"in {METADATA} ({{\"file\", \"caption\", \"emotion\"}} per line; it "
                                         "wins over .txt)."),

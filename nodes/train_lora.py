@@ -23,6 +23,7 @@ from ..training.lora import save_lora
 from ..training.stages import STAGE_ORDER
 from ..training.state import latest_checkpoint
 from ..training.trainer import EmoCASTTrainer, TrainConfig
+from .safe_paths import check_filename_prefix, shown
 
 
 @dataclass
@@ -45,7 +46,11 @@ def dataset_path(dataset) -> str:
 
 def run_folder(run_name: str, stage: str) -> Path:
     if not run_name or os.path.isabs(run_name) or ".." in Path(run_name).parts:
-        raise ValueError(f"EmoCAST Train LoRA: run_name must be a relative folder name, got {run_name!r}")
+        raise ValueError(f"EmoCAST Train LoRA: run_name must be a relative folder name, got {shown(run_name)}")
+    try:
+        check_filename_prefix(run_name, "run_name")
+    except ValueError as e:
+        raise ValueError(f"EmoCAST Train LoRA: {e}") from None
     return Path(folder_paths.get_output_directory()) / run_name / stage
 
 
@@ -125,7 +130,8 @@ class EmoCASTTrainLoRA(io.ComfyNode):
             with torch.inference_mode(False):
                 latest = latest_checkpoint(checkpoints) if resume else None
                 if latest is not None:
-                    trainer = EmoCASTTrainer.resume(model.net, dataset_path(dataset), latest, device=device)
+                    trainer = EmoCASTTrainer.resume(model.net, dataset_path(dataset), latest, device=device,
+                                                    expected=config)
                 else:
                     trainer = EmoCASTTrainer(model.net, dataset_path(dataset), config,
                                              prior_lora=previous.lora if previous else None,
@@ -170,6 +176,10 @@ class EmoCASTSaveLoRA(io.ComfyNode):
 
     @classmethod
     def execute(cls, trainer: TrainingRun, filename_prefix: str) -> io.NodeOutput:
+        try:
+            check_filename_prefix(filename_prefix)
+        except ValueError as e:
+            raise ValueError(f"EmoCAST Save LoRA: {e}") from None
         loras = folder_paths.get_folder_paths("loras")[0]
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
             f"{filename_prefix}_{trainer.steps}_steps", loras)

@@ -13,6 +13,7 @@ from comfy.cli_args import args
 from comfy_api.latest import InputImpl, io, ui
 
 from ..emocast_core.video import write_mp4
+from .safe_paths import check_filename_prefix
 
 NODE_NAME = "EmoCAST Video Combine"
 
@@ -51,6 +52,10 @@ class VideoCombine(io.ComfyNode):
         if images.ndim != 4:
             raise ValueError(f"{NODE_NAME}: images must be an IMAGE batch [T,H,W,3], got {list(images.shape)}")
         wave, rate = _first_audio(audio)
+        try:
+            check_filename_prefix(filename_prefix)
+        except ValueError as e:
+            raise ValueError(f"{NODE_NAME}: {e}") from None
         frames, height, width = (int(n) for n in images.shape[:3])
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
             filename_prefix, folder_paths.get_output_directory(), width, height)

@@ -151,10 +151,14 @@ def test_cancel_is_honoured(comfy, node):
         mm.interrupt_current_processing(False)
 
 
-def _wav2vec2_patchers():
+def _wav2vec2_patchers(comfy, node):
+    """ComfyUI's loaded models that hold this test's wav2vec2."""
     import comfy.model_management as mm
+
+    audio = importlib.import_module(f"{comfy.pack.__name__}.emocast_core.audio")
+    model = audio.load_wav2vec2(node.wav2vec_folder(MODEL), device=mm.unet_offload_device()).model
     return [m.model for m in mm.current_loaded_models
-            if m.model is not None and type(getattr(m.model.model, "held", None)).__name__ == "Wav2Vec2Model"]
+            if m.model is not None and getattr(m.model.model, "held", None) is model]
 
 
 def test_wav2vec2_is_one_of_comfys_loaded_models(comfy, node):
@@ -162,12 +166,12 @@ def test_wav2vec2_is_one_of_comfys_loaded_models(comfy, node):
     import comfy.model_management as mm
 
     _run(comfy, _voice(1.0, 16000))
-    (patcher,) = _wav2vec2_patchers()
+    (patcher,) = _wav2vec2_patchers(comfy, node)
     assert patcher.load_device == mm.get_torch_device()
     assert next(patcher.model.held.parameters()).device == patcher.load_device
     _run(comfy, _voice(1.2, 16000))
-    assert _wav2vec2_patchers() == [patcher]  # a second run finds the same loaded model
+    assert _wav2vec2_patchers(comfy, node) == [patcher]  # a second run finds the same loaded model
     mm.unload_all_models()  # what "Free model memory" does
-    assert _wav2vec2_patchers() == []
+    assert _wav2vec2_patchers(comfy, node) == []
     feats = _run(comfy, _voice(1.0, 16000))  # and it comes back on the next run
-    assert feats.num_frames == 25 and _wav2vec2_patchers() == [patcher]
+    assert feats.num_frames == 25 and _wav2vec2_patchers(comfy, node) == [patcher]

@@ -64,7 +64,16 @@ def test_schema(module):
     assert schema.outputs[0].io_type == "EMOCAST_DATASET"
 
 
-def test_prepares_a_folder_with_a_comfy_vae(node, module, comfy_vae, tmp_path):
+@pytest.fixture
+def videos(node, request):
+    """A fresh folder of videos inside ComfyUI's input folder, where videos_dir must point."""
+    folder = Path(node.folder_paths.get_input_directory()) / f"videos_{request.node.name}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def test_prepares_a_folder_with_a_comfy_vae(node, module, comfy_vae, videos):
+    tmp_path = videos
     audio, rate = speech(1.0, "synthetic", "")
     write_mp4(tmp_path / "talk.mp4", frames(1.0), 30, audio=audio[0], sample_rate=rate)
     (tmp_path / "talk.txt").write_text("emotion: sad\nShe speaks softly.")
@@ -84,7 +93,12 @@ def test_prepares_a_folder_with_a_comfy_vae(node, module, comfy_vae, tmp_path):
     assert (again["prepared"], again["existing"]) == (0, 1)
 
 
-def test_clear_errors(node, module, comfy_vae, tmp_path):
+def test_clear_errors(node, module, comfy_vae, videos, tmp_path):
+    with pytest.raises(ValueError, match="Prepare Training Data: videos_dir: .* is not inside ComfyUI's input folder"):
+        run(node, comfy_vae, videos_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="videos_dir: '../output' is not inside"):
+        run(node, comfy_vae, videos_dir="../output")
+    tmp_path = videos
     with pytest.raises(FileNotFoundError, match="Prepare Training Data: videos_dir .*not a folder"):
         run(node, comfy_vae, videos_dir=str(tmp_path / "missing"))
     (tmp_path / "notes.txt").write_text("x")

@@ -2,6 +2,8 @@
 import importlib.util
 import json
 
+from dataclasses import replace as dataclasses_replace
+
 import pytest
 import torch
 
@@ -205,6 +207,39 @@ def test_settings_errors_are_clear(data):
         TrainConfig.from_dict({"stage": "emotion", "learning_rate": 1})
     with pytest.raises(ValueError, match="motion modules' 32 positions"):
         EmoCASTTrainer(tiny_net(), data, TrainConfig(stage="lipsync", frames=31, sample_margin=3))
+
+
+def test_a_dataset_prepared_for_another_model_is_refused_before_any_step(data):
+    """E.g. a cache made with the official 768-wide CLIP, trained on a model with another text width."""
+    import dataclasses
+
+    from emocast_core.models import EmoCASTNet
+    from tests.training_helpers import CFG
+
+    other = EmoCASTNet(dataclasses.replace(CFG, cross_attention_dim=CFG.cross_attention_dim * 2,
+                                           audio_channels=CFG.audio_channels + 8))
+    with pytest.raises(ValueError, match=r"prepared for another model \(text width \(the text encoder\): "
+                                         rf"{CFG.cross_attention_dim} in the dataset, {2 * CFG.cross_attention_dim} "
+                                         r"in the model; audio layers x channels") as err:
+        EmoCASTTrainer(other, data, TrainConfig(sample_margin=3))
+    assert "Prepare it again" in str(err.value)
+    assert not any("lora" in n for n, _ in other.named_parameters())  # nothing was trained or patched
+
+
+def test_resuming_with_other_settings_is_refused_and_says_which(data, tmp_path):
+    first = EmoCASTTrainer(tiny_net(), data, RESUME_CFG)
+    first.run(1)
+    first.save_checkpoint(tmp_path)
+    first.close()
+    asked = dataclasses_replace(RESUME_CFG, rank=RESUME_CFG.resolved().rank * 2, lr=1e-4)
+    with pytest.raises(ValueError, match=r"trained with other settings \(lr: saved 0.002, asked 0.0001; rank: "
+                                         r"saved \d+, asked \d+\)\. To continue that run, use its settings"):
+        EmoCASTTrainer.resume(tiny_net(), data, tmp_path, expected=asked)
+    # Memory-only settings may change; the same settings continue.
+    same = dataclasses_replace(RESUME_CFG, gradient_checkpointing=True)
+    resumed = EmoCASTTrainer.resume(tiny_net(), data, tmp_path, expected=same)
+    assert resumed.step == 1
+    resumed.close()
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -164,6 +164,24 @@ class ClipCache(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
+    def check_model(self, config) -> None:
+        """Refuse, before any step, a model this cache was not prepared for (an EmoCASTConfig)."""
+        with safe_open(str(self.clips[0] / TENSORS), framework="pt") as st:
+            shapes = {k: tuple(st.get_slice(k).get_shape()) for k in ("latents", "text", "audio", "face_embedding")}
+        found = {
+            "latent channels (the VAE)": (shapes["latents"][1], config.in_channels),
+            "text width (the text encoder)": (shapes["text"][-1], config.cross_attention_dim),
+            "audio layers x channels (the wav2vec2)": (shapes["audio"][1:], (config.audio_layers,
+                                                                             config.audio_channels)),
+            "face embedding size (the face models)": (shapes["face_embedding"][-1], config.face_embed_dim),
+        }
+        wrong = [f"{what}: {ours} in the dataset, {theirs} in the model"
+                 for what, (ours, theirs) in found.items() if ours != theirs]
+        if wrong:
+            raise ValueError(f"the dataset at {self.root} was prepared for another model ({'; '.join(wrong)}). "
+                             "Prepare it again with the models that go with this checkpoint, under a new "
+                             "cache name")
+
     def choose(self, length: int, seed: int) -> tuple[int, int]:
         """(window start, reference frame) for a clip of `length` frames, from `seed`."""
         g = torch.Generator().manual_seed(seed)

@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                 prior, prior_stages = state, stages_of(meta)
                 continue
         if ckpt.latest_checkpoint(checkpoints) is not None:
-            trainer = EmoCASTTrainer.resume(net, spec["data"], checkpoints, accelerator=accelerator)
+            trainer = EmoCASTTrainer.resume(net, spec["data"], checkpoints, accelerator=accelerator,
+                                            expected=config)
             say(f"[{config.stage}] resumed at step {trainer.step} from {checkpoints}")
         else:
             trainer = EmoCASTTrainer(net, spec["data"], config, prior_lora=prior, prior_stages=prior_stages,

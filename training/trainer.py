@@ -20,7 +20,7 @@ import contextlib
 import json
 import os
 import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -93,6 +93,7 @@ class EmoCASTTrainer:
         if (self.data.frames, self.data.motion_frames) != (cfg.frames, cfg.motion_frames):
             raise ValueError(f"the dataset reads {self.data.frames}+{self.data.motion_frames} frames, the stage "
                              f"needs {cfg.frames}+{cfg.motion_frames}: build the ClipCache with the stage's frames")
+        self.data.check_model(net.config)
         # Autocast: as asked on CUDA; otherwise only when the frozen weights are half precision
         # (a ComfyUI-loaded fp16/bf16 model), which cannot take the fp32 batch directly.
         self.amp = MIXED_PRECISION[cfg.mixed_precision] if self.device.type == "cuda" else None
@@ -390,11 +391,21 @@ class EmoCASTTrainer:
 
     @classmethod
     def resume(cls, net: nn.Module, data, checkpoint: str | os.PathLike, device=None, accelerator=None,
-               **overrides) -> "EmoCASTTrainer":
-        """A trainer rebuilt from a checkpoint's own settings (non-structural `overrides` allowed)."""
+               expected: TrainConfig | None = None, **overrides) -> "EmoCASTTrainer":
+        """A trainer rebuilt from a checkpoint's own settings (non-structural `overrides` allowed).
+
+        `expected`: the settings the caller asked for; any that differ from the saved ones
+        are refused (continuing would silently keep the saved ones).
+        """
         path = _resolve(checkpoint)
         tensors, doc = ckpt.read(path)
         config = replace(TrainConfig.from_dict(doc["config"]), **overrides)
+        if expected is not None:
+            differ = settings_that_differ(config.resolved(), expected.resolved())
+            if differ:
+                raise ValueError(f"the checkpoints in {path.parent} were trained with other settings "
+                                 f"({'; '.join(differ)}). To continue that run, use its settings; to start "
+                                 "again with these, turn resume off or choose a new run name")
         prior = {k[6:]: v for k, v in tensors.items() if k.startswith("prior/")}
         trainer = cls(net, data, config, prior_lora=prior or None, prior_stages=doc["prior_stages"], device=device,
                       accelerator=accelerator)
@@ -421,6 +432,18 @@ class EmoCASTTrainer:
     def _check_open(self):
         if self.closed:
             raise ValueError("this trainer was closed (its LoRA was handed back); start a new one")
+
+
+def settings_that_differ(saved: TrainConfig, asked: TrainConfig) -> list[str]:
+    """'name: saved X, asked Y' for every setting that changes what the run computes."""
+    out = []
+    for f in fields(TrainConfig):
+        if f.name == "gradient_checkpointing":  # memory only: the same numbers either way
+            continue
+        a, b = getattr(saved, f.name), getattr(asked, f.name)
+        if a != b:
+            out.append(f"{f.name}: saved {a!r}, asked {b!r}")
+    return out
 
 
 def _resolve(path: str | os.PathLike) -> Path:

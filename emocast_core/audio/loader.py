@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..tensor_files import WeightsFileError, read_tensors
+
 CONFIG = "config.json"
 PREPROCESSOR = "preprocessor_config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -49,10 +51,10 @@ def _weights_file(folder: str) -> str:
 
 
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-        return load_file(path)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    state, _ = read_tensors(path, "wav2vec2 weights")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsFileError(f"wav2vec2 weights {os.path.basename(path)} do not hold a flat dictionary of tensors")
+    return state
 
 
 def _read_json(path: str) -> dict:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..tensor_files import check_safetensors
 from .tokens import MAX_TOKENS, check_tokenizer
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,10 @@ def _load(path: str, device: torch.device, dtype: torch.dtype) -> ClipTextEncode
         raise FileNotFoundError(f"text encoder folder {path} is missing: {'; '.join(missing)}. "
                                 "Copy the Hugging Face folder of openai/clip-vit-large-patch14 there.")
     from transformers import CLIPTextModel, CLIPTokenizer  # heavy; only when loading
+
+    weights = os.path.join(path, "model.safetensors")
+    if os.path.isfile(weights):
+        check_safetensors(weights, f"text encoder {os.path.basename(path)}:")
 
     tokenizer = CLIPTokenizer.from_pretrained(path, local_files_only=True)
     check_tokenizer(tokenizer, path)

@@ -39,8 +39,9 @@ def token_ids(tokenizer, text: str) -> torch.Tensor:
     """[1, 77] int64 ids of `text`, end-token padded; ValueError over 77 tokens."""
     n = count_tokens(tokenizer, text)
     if n > MAX_TOKENS:
+        start = text if len(text) <= 80 else text[:80] + "…"
         raise ValueError(f"emotion prompt is {n} CLIP tokens long (start and end tokens included), "
-                         f"the limit is {MAX_TOKENS}: shorten it. Prompt: {text!r}")
+                         f"the limit is {MAX_TOKENS}: shorten it. Prompt ({len(text):,} characters): {start!r}")
     ids = tokenizer(text, max_length=MAX_TOKENS, padding="max_length")["input_ids"]
     assert len(ids) == MAX_TOKENS, f"tokenizer padded to {len(ids)}, not {MAX_TOKENS}"
     return torch.tensor([ids], dtype=torch.long)
