@@ -1,6 +1,6 @@
 """Regenerate the UI-format example workflows in workflows/ from compact specs.
 
-    make setup && .cache/env.mk-exported python scripts/build_workflows.py
+    set -a && eval "$(bash scripts/provision.sh)" && set +a && $EMOCAST_VENV/bin/python scripts/build_workflows.py
 
 Widget order and defaults come from a live server's /object_info, so the
 files always match the nodes' current schemas.  Edit the specs below, not

@@ -1,4 +1,4 @@
-"""ComfyUI 0.3.75 imported into the test process (COMFYUI.md §4), beside our own packages."""
+"""A real ComfyUI imported into the test process, beside our own packages."""
 import importlib
 import sys
 from pathlib import Path
@@ -7,6 +7,7 @@ import pytest
 import torch
 
 pytestmark = pytest.mark.comfyui
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_comfyui_and_the_pack_load_in_process(comfy_inprocess, comfy_env):
@@ -52,7 +53,15 @@ def test_comfyui_reads_the_registry_metadata(comfy_inprocess):
     assert config.tool_comfy.publisher_id == "emocast"
     assert config.tool_comfy.display_name == "ComfyUI-EmoCAST"
     assert config.project.name == "emocast" and config.project.version
-    assert config.project.urls.repository.startswith("https://github.com/")
+    urls = config.project.urls
+    assert urls.repository.startswith("https://github.com/")
+    assert urls.issues == urls.repository + "/issues"  # the Registry reads "Issues", not "Bug Tracker"
+    # The icon is the repository's docs/icon.png: square, at most 400 px, as the Registry asks.
+    assert config.tool_comfy.icon == urls.repository.replace("github.com", "raw.githubusercontent.com") \
+        + "/main/docs/icon.png"
+    from PIL import Image
+    with Image.open(REPO / "docs" / "icon.png") as icon:
+        assert icon.format == "PNG" and icon.width == icon.height <= 400
     assert config.project.supported_comfyui_version == ">=0.3.75"
     assert config.project.supported_os == ["OS Independent"]
     assert config.project.supported_accelerators == ["GPU :: NVIDIA CUDA"]

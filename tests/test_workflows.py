@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from emocast_core.video import read_mp4
+from scripts import thumbnails
 from tests.harness import placeholder_models
 from tests.harness.demo import DEMO_MODELS, cpu_sized
 
@@ -81,6 +82,25 @@ def check_video(path: Path, seconds: float, size: int):
 def test_every_workflow_is_listed_as_a_template(server):
     templates = server.workflow_templates().get("ComfyUI-EmoCAST", [])
     assert sorted(templates) == sorted(p.stem for p in WORKFLOWS.glob("*.json"))
+
+
+def test_every_template_has_a_thumbnail_the_browser_can_show(server):
+    """The template browser asks for `<workflow>.jpg` beside each workflow; blank cards otherwise."""
+    from PIL import Image
+
+    for name in server.workflow_templates()["ComfyUI-EmoCAST"]:
+        status, raw, kind = server.request("GET", f"/api/workflow_templates/ComfyUI-EmoCAST/{name}.jpg")
+        assert status == 200 and kind == "image/jpeg", (name, status, kind)
+        image = Image.open(io.BytesIO(raw))
+        assert image.format == "JPEG" and image.size == thumbnails.SIZE, name
+        assert np.asarray(image.convert("L")).std() > 10, f"{name}.jpg is blank"
+        assert len(raw) < 200_000, f"{name}.jpg is {len(raw)} bytes"
+    # The graphs that need the official weights show the graph itself, as the file lays it out.
+    for path in WORKFLOWS.glob("*.json"):
+        if path.stem != thumbnails.DEMO:
+            expected = np.asarray(thumbnails.render_graph(json.loads(path.read_text())), dtype=np.float32)
+            shipped = np.asarray(Image.open(path.with_suffix(".jpg")).convert("RGB"), dtype=np.float32)
+            assert np.abs(shipped - expected).mean() < 3, f"{path.stem}.jpg is not its graph: rerun scripts/thumbnails.py"
 
 
 def test_basic_workflow(server):
@@ -181,3 +201,8 @@ def test_demo_workflow_talks(server):
     envelope = speech.mouth_envelope(assets.speech_samples(), len(frames))
     assert tm.lip_r(frames, ident, envelope) > 0.6
     assert tm.identity_error(frames, assets.portrait(), ident) < 0.1  # still the portrait's face
+    # Its template thumbnail is this video (up to JPEG and the CPU's floating-point order).
+    from PIL import Image
+    shipped = np.asarray(Image.open(WORKFLOWS / f"{thumbnails.DEMO}.jpg").convert("RGB"), dtype=np.float32)
+    expected = np.asarray(thumbnails.video_thumbnail(video.frames), dtype=np.float32)
+    assert np.abs(shipped - expected).mean() < 4

@@ -2,7 +2,7 @@
 
     python -m tests.harness.demo [WORKFLOW.json] [--models DIR | --placeholders] [--keep-running]
 
-Starts ComfyUI 0.3.75 (from EMOCAST_COMFY_CORE / EMOCAST_VENV, which `make demo`
+Starts a real ComfyUI (from EMOCAST_COMFY_CORE / EMOCAST_VENV, which `make demo`
 exports) with `.cache/demo/` as its base directory and the pack symlinked in,
 copies `workflows/input/*` into its input folder, converts the UI workflow
 with the live /object_info, runs it and prints where the outputs are.  Exit
@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     server = ComfyServer(env, base)
     server.log_path.unlink(missing_ok=True)
-    print(f"demo: starting ComfyUI 0.3.75 ({'CPU' if env.use_cpu else 'GPU'}), base {base}, log {server.log_path}")
+    version = ".".join(map(str, env.version))
+    print(f"demo: starting ComfyUI {version} ({'CPU' if env.use_cpu else 'GPU'}), base {base}, log {server.log_path}")
     try:
         with server:
             print(f"demo: server at {server.url}; running {workflow_path.name}")
