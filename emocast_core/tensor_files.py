@@ -57,6 +57,19 @@ def check_safetensors(path: str | os.PathLike, what: str = "weights file") -> No
                                f"file: {_clean(str(err))}") from None
 
 
+def onnx_session(ort, path: str | os.PathLike, what: str, options, providers: list[str]):
+    """An onnxruntime InferenceSession of `path`; a broken file gets the same words as a weights file."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise WeightsFileError(f"{what} {path.name} is empty (0 bytes): download it again")
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own pybind exception types
+        raise WeightsFileError(f"{what} {path.name} ({size:,} bytes) is truncated (an interrupted download) or "
+                               f"not a valid ONNX model: {_clean(str(err))}") from None
+
+
 def _read_safetensors(path: Path, what: str, size: int, error: type[WeightsFileError]) -> tuple[dict, dict[str, str]]:
     from safetensors import SafetensorError, safe_open
 

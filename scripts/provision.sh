@@ -90,13 +90,15 @@ PY
     if [[ "$want" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
       archives="${EMOCAST_COMFY_ARCHIVES:-$here/../shared/comfyui}"
       src="$archives/comfyui-$want.tar.xz"
-      [ -f "$src" ] || die "ComfyUI $want: no $src (set EMOCAST_COMFY_ARCHIVES to the folder of comfyui-$want.tar.xz, or COMFYUI to a ComfyUI folder or archive)"
+      [ -f "$src" ] || die "ComfyUI $want: no $src (set EMOCAST_COMFY_ARCHIVES to the folder of" \
+        "comfyui-$want.tar.xz, or COMFYUI to a ComfyUI folder or archive)"
       if [ -f "$archives/SHA256SUMS" ] && grep -q "comfyui-$want.tar.xz" "$archives/SHA256SUMS"; then
         (cd "$archives" && grep "comfyui-$want.tar.xz" SHA256SUMS | sha256sum -c --quiet -) ||
           die "$src does not match $archives/SHA256SUMS"
       fi
     else
-      src="$(cd "$(dirname "$want")" 2>/dev/null && pwd)/$(basename "$want")" || die "COMFYUI=$want: no such file or folder"
+      src="$(cd "$(dirname "$want")" 2>/dev/null && pwd)/$(basename "$want")" ||
+        die "COMFYUI=$want: no such file or folder"
       [ -e "$src" ] || die "COMFYUI=$want: no such file or folder"
     fi
     if [ -d "$src" ]; then

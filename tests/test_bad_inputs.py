@@ -167,6 +167,19 @@ def test_pickled_code_is_refused_and_never_runs(server, tmp_path):
     assert not os.path.exists(PWNED)
 
 
+def test_a_broken_separator_model_is_named(server):
+    """The vocal separator (an ONNX file) fails like every other model file: named, in words."""
+    broken = server.put_model("audio_separator", "Kim_Vocal_2.onnx", b"\x08\x07truncated onnx", link=False)
+    graph = audio_graph()
+    graph["2"]["inputs"]["separate_vocals"] = True
+    try:
+        message = error_of(server, graph)
+    finally:
+        broken.unlink()
+    assert "vocal separator Kim_Vocal_2.onnx" in message and "not a valid ONNX model" in message
+    assert len(message) < 600
+
+
 def test_a_prompt_too_long_gets_a_short_message(server):
     message = error_of(server, emotion_graph("furious " * 25_000))
     assert "CLIP tokens long" in message and "the limit is 77" in message

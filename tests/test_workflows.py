@@ -100,7 +100,8 @@ def test_every_template_has_a_thumbnail_the_browser_can_show(server):
         if path.stem != thumbnails.DEMO:
             expected = np.asarray(thumbnails.render_graph(json.loads(path.read_text())), dtype=np.float32)
             shipped = np.asarray(Image.open(path.with_suffix(".jpg")).convert("RGB"), dtype=np.float32)
-            assert np.abs(shipped - expected).mean() < 3, f"{path.stem}.jpg is not its graph: rerun scripts/thumbnails.py"
+            assert np.abs(shipped - expected).mean() < 3, \
+                f"{path.stem}.jpg is not its graph: rerun scripts/thumbnails.py"
 
 
 def test_basic_workflow(server):

@@ -28,6 +28,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..tensor_files import onnx_session
+
 SEPARATOR_FILE = "Kim_Vocal_2.onnx"
 _SESSIONS: dict[tuple, object] = {}
 
@@ -154,7 +156,7 @@ def _onnx_runner(path: str, use_cuda: bool) -> Callable[[np.ndarray], np.ndarray
         _SESSIONS.clear()  # one separator at a time: it is ~70 MB
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()  # share the CPU budget torch was given
-        _SESSIONS[key] = ort.InferenceSession(path, sess_options=options, providers=providers)
+        _SESSIONS[key] = onnx_session(ort, path, "vocal separator", options, providers)
     session = _SESSIONS[key]
     name = session.get_inputs()[0].name
     return lambda spec: session.run(None, {name: spec})[0]

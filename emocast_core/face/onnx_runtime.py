@@ -9,6 +9,8 @@ import os
 
 import torch
 
+from ..tensor_files import onnx_session
+
 log = logging.getLogger(__name__)
 
 _SESSIONS: dict = {}
@@ -43,7 +45,7 @@ def session(path: str, prefer_cuda: bool = False):
         options = ort.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initialisers are noise to users
         options.intra_op_num_threads = torch.get_num_threads()  # share torch's budget instead of adding a pool
-        _SESSIONS[key] = ort.InferenceSession(path, sess_options=options, providers=list(wanted))
+        _SESSIONS[key] = onnx_session(ort, path, "face model", options, list(wanted))
         log.info("EmoCAST: loaded %s with %s", os.path.basename(path), _SESSIONS[key].get_providers()[0])
     return _SESSIONS[key]
 
