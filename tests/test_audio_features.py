@@ -16,7 +16,7 @@ from emocast_core.audio import chunked as chunked_mod
 from emocast_core.audio import separation
 from emocast_core.audio.wav2vec import cnn_features
 
-RTOL, ATOL = 1e-4, 1e-5  # parity README §5 for audio_features.*
+RTOL, ATOL = 1e-4, 1e-5  # tests/fixtures/parity/README.md: audio features
 
 
 def _hf_folder(root, parity_dir, weights="model.safetensors", state=None):

@@ -61,7 +61,7 @@ def test_pack_node_schemas_are_complete(comfy_server):
     problems = []
     for node_id in sorted(comfy_server.pack_node_ids(info)):
         node = info[node_id]
-        # Ids are global (COMFYUI.md §6): they name EmoCAST (EmoCASTSampler, LoadEmoCAST,
+        # Node ids are global across all packs: they name EmoCAST (EmoCASTSampler, LoadEmoCAST,
         # ApplyEmoCASTLoRA...), or are one of the ids the project fixed.
         if "EmoCAST" not in node_id and node_id not in FIXED_NODE_IDS:
             problems.append(f"{node_id}: id must name EmoCAST (e.g. EmoCAST...)")

@@ -4,7 +4,7 @@
 builds for SD1.5) and (b) a transformers CLIPTextModel folder, holding the
 same tiny random weights, give the same final-layer E_text; ComfyUI's own
 CLIPTextEncode agrees only for plain prompts at the default last layer.
-Also the EmotionPromptEncode node, called directly (COMFYUI.md §4).
+Also the EmotionPromptEncode node, called directly.
 """
 import asyncio
 import importlib
@@ -36,7 +36,7 @@ PROMPTS = [
 def ep(request, tmp_path_factory):
     """nodes/emotion_prompt.py of the pack as ComfyUI loads it (as ComfyUI-EmoCAST), ComfyUI in-process on CPU.
 
-    Uses the shared `comfy_inprocess` fixture when conftest provides it; else loads per COMFYUI.md §4.
+    Uses the shared `comfy_inprocess` fixture when conftest provides it; else loads ComfyUI in-process itself.
     """
     try:
         pack = request.getfixturevalue("comfy_inprocess").pack.__name__

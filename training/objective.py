@@ -1,6 +1,6 @@
 """The training step's loss: v-prediction with Min-SNR weighting and condition dropout.
 
-Per sample (EMOCAST.md §14, Hallo's recipe, on the official sampler's noise schedule):
+Per sample (Hallo's recipe, on the official sampler's noise schedule):
 - t ~ U{0..999}; noise = N(0, I) + 0.05 * N(0, I) per (sample, channel) ("noise offset");
 - x_t = add_noise(x_0, noise, t) and target v = get_velocity(x_0, noise, t) on the
   official DDIM config (linear betas rescaled to zero terminal SNR);
@@ -16,7 +16,7 @@ The ReferenceNet runs on (reference, motion 1, motion 2) of each sample at t = 0
 and every frame of the sample reads its own reference (`ReferenceBank.per_sample`).
 
 Condition dropout, drawn independently per sample, makes a dropped condition
-look exactly as the sampler's unconditional CFG half sees it (EMOCAST.md §8):
+look exactly as the sampler's unconditional CFG half sees it:
 - image  (0.05): no reference-attention reading, face tokens = ImageProj(zeros),
   FaceLocator features zeroed (the official stage-1 `uncond_ratio` zeroed the
   face embedding, stage-2 `uncond_img_ratio` skipped the reference);

@@ -1,7 +1,7 @@
 """Progressive functional training: three LoRA stages defined by what they teach.
 
 The paper names "progressive functional training" without defining it, and the
-official stage configs train whole modules (EMOCAST.md §14).  The pack trains
+official stage configs train whole modules.  The pack trains
 LoRA adapters, one module group per stage, each stage on top of the previous
 stages' (frozen) LoRA:
 
@@ -15,7 +15,7 @@ stages' (frozen) LoRA:
 
 Only modules that run are targeted: the ReferenceNet's last transformer block
 feeds nothing (the bank records block inputs), and the motion modules of the
-two blocks without attention never run (EMOCAST.md §5), so adapters there would
+two blocks without attention never run (the official UNet skips them), so adapters there would
 get no gradient.  `stage_target_modules(net, stage)` lists the exact names.
 
 Stage 1 at F = 1 runs the whole 3D denoiser, audio and motion modules included

@@ -1,4 +1,4 @@
-"""Audio conditioning: waveform -> wav2vec2 features per video frame (EMOCAST.md §§2, 9, 10).
+"""Audio conditioning: waveform -> wav2vec2 features per video frame, as official EmoCAST computes them.
 
 Main entry points:
 - `load_wav2vec2(folder, device, dtype) -> Wav2Vec2Bundle` (cached);

@@ -1,6 +1,6 @@
 """Audio conditioning for the sampler: `encode_audio(...) -> AudioFeatures`.
 
-Official flow (EMOCAST.md §9-10): [vocal stem] -> mono 16 kHz -> feature-
+Official flow: [vocal stem] -> mono 16 kHz -> feature-
 extractor normalisation -> pad to whole 16-frame clips -> wav2vec2 with
 features interpolated to 25 fps -> all layer outputs [T, L, H] -> ±2-frame
 windows.  The true frame count is kept so the video can be trimmed at the end.

@@ -1,4 +1,4 @@
-"""Reference-portrait preparation (spec §2 face ID, §7 masks): IMAGE -> `Portrait`.
+"""Reference-portrait preparation (face identity, face and lip masks): IMAGE -> `Portrait`.
 
 Nothing here imports ComfyUI; onnxruntime and mediapipe are optional and imported lazily.
 """

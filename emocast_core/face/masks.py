@@ -1,4 +1,4 @@
-"""The official face/lip mask recipe (spec §7), as a pure function of boxes and image size.
+"""The official face/lip mask recipe, as a pure function of boxes and image size.
 
 Official order (Hallo `get_mask` → `blur_mask` → `ImageProcessor`):
 1. hard rectangles at the image's own resolution: face = silhouette bbox × 1.2, lip = lip bbox × 2.0

@@ -1,7 +1,7 @@
 """MediaPipe face mesh, optional: the FaceLandmarker task (official) or the legacy solution.
 
 - FaceLandmarker with `face_landmarker_v2_with_blendshapes.task` when the file is given:
-  the official landmarker (spec §7);
+  the official landmarker;
 - otherwise, or when the task cannot run (a wrong file; mediapipe 0.10.x's C++ side
   rejects task graphs built with protobuf ≥ 5), `mp.solutions.face_mesh`, whose small weights ship inside the mediapipe
   wheel (works offline; the same 468-point topology, so the same indices);

@@ -1,6 +1,6 @@
 """Reference-portrait preparation: any IMAGE -> everything the sampler needs about the portrait.
 
-Order (official where it matters, spec §2 and §7):
+Order (official where it matters):
 1. normalise the image (image.py);
 2. SCRFD on the ORIGINAL image; the largest face wins;
 3. ArcFace of that face on the original image (raw 512-d), zeros without a face;

@@ -31,7 +31,7 @@ class ReferenceBank:
         The unconditional half reads no reference.  Conditional frame f reads
         row 0 when f is even and row 3 when it is odd: the official reader
         tiles the two reference rows over the frames (verified on the official
-        modules, see the parity README §3).  Each half gets its own motion rows.
+        modules; the parity fixtures hold that case).  Each half gets its own motion rows.
         """
         f = torch.arange(frames)
         return cls(

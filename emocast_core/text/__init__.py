@@ -1,4 +1,4 @@
-"""Emotion text: presets, CLIP tokenisation and encoding, keyframed conditioning (spec §3)."""
+"""Emotion text: presets, CLIP tokenisation and encoding, keyframed conditioning."""
 from .clip_loader import CLIP_L_HIDDEN, ClipTextEncoder, clear_cache, load_clip_text, missing_files
 from .conditioning import EASES, EmotionConditioning, TextEncoder, encode_emotion
 from .presets import EMOTION_PRESETS, PRESET_NAMES, expand_preset, preset_name

@@ -1,7 +1,7 @@
 """Load the CLIP text encoder + tokenizer from a local Hugging Face folder.
 
 The official code pulls `openai/clip-vit-large-patch14` from the hub and moves
-it to a hard-coded "cuda" (spec §12 quirk 7).  Here the folder is local
+it to a hard-coded "cuda".  Here the folder is local
 (`models/text_encoders/<name>/`), loading never touches the network, weights
 come only from safetensors, and the caller picks the device.
 """

@@ -2,7 +2,7 @@
 
 Official: `tokenizer(prompt, max_length=77, padding="max_length")`, no
 truncation, so a prompt over 77 tokens crashes inside CLIP's position
-embeddings (spec §12 quirk 5).  We count first and raise a clear error
+embeddings.  We count first and raise a clear error
 instead, and never truncate silently.
 """
 import torch

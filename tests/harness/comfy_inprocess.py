@@ -1,6 +1,6 @@
 """Load the real ComfyUI code (0.3.75 or a newer tree) and the pack into *this* Python process.
 
-Follows COMFYUI.md §4.  ComfyUI has a top-level module called `nodes`, and so
+ComfyUI has a top-level module called `nodes`, and so
 does this repository (the folder `nodes/`); the repo root is on sys.path for
 the unit tests.  So the ComfyUI tree is put *first* on sys.path, and the pack
 is loaded the way the server loads it: from a symlink named `ComfyUI-EmoCAST`

@@ -2,7 +2,7 @@
 
 The pack's stages (training/stages.py) adapt a finished model with LoRA.  A model
 trained from scratch needs the same order on full weights, as the official
-stages trained whole modules (EMOCAST.md §14):
+stages trained whole modules:
 
 | stage        | trains (all parameters of)                                           | frames, sampling        |
 |--------------|----------------------------------------------------------------------|-------------------------|
