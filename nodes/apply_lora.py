@@ -14,6 +14,7 @@ from comfy_api.latest import io
 
 from ..training.lora import group_lora, load_lora, lora_weight_deltas, stages_of
 from .model_folders import resolve_model_file
+from . import sockets
 
 NO_FILES = "(no LoRA files in models/loras)"
 
@@ -47,16 +48,16 @@ class ApplyEmoCASTLoRA(io.ComfyNode):
             category="EmoCAST/loaders",
             description="Applies a LoRA trained with the EmoCAST training nodes to a loaded EmoCAST model.",
             inputs=[
-                io.Custom("EMOCAST_MODEL").Input("model", tooltip="From Load EmoCAST (or another Apply EmoCAST LoRA)."),
+                sockets.EmoCASTModel.Input("model", tooltip="From Load EmoCAST (or another Apply EmoCAST LoRA)."),
                 io.Combo.Input("lora_name", options=files, tooltip=(
                     "An EmoCAST LoRA in models/loras/ (what EmoCAST Save LoRA writes). Ignored when the "
                     "lora input is connected.")),
                 io.Float.Input("strength", default=1.0, min=-2.0, max=2.0, step=0.05, tooltip=(
                     "How much of the LoRA to add: 0 gives exactly the base model, 1 the trained result.")),
-                io.Custom("LORA_MODEL").Input("lora", optional=True, tooltip=(
+                sockets.LoraModel.Input("lora", optional=True, tooltip=(
                     "A LoRA straight from an EmoCAST training node, instead of a file.")),
             ],
-            outputs=[io.Custom("EMOCAST_MODEL").Output(display_name="model")],
+            outputs=[sockets.EmoCASTModel.Output(display_name="model")],
         )
 
     @classmethod

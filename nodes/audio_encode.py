@@ -16,8 +16,8 @@ from ..emocast_core.audio import SEPARATOR_FILE, MdxVocalSeparator, encode_audio
 from ..emocast_core.audio.waveform import check_sample_rate
 from .memory import free_for, load_wav2vec2_for_inference
 from .model_folders import list_model_dirs, resolve_model_dir
+from . import sockets
 
-AUDIO_FEATURES_TYPE = "EMOCAST_AUDIO"
 NO_MODEL = "(no wav2vec2 folder in models/wav2vec2)"
 _BAR_STEPS = 1000
 _SEPARATOR_BYTES = 2 * 2**30  # Kim_Vocal_2 under onnxruntime's CUDA provider: weights, arena and one chunk
@@ -50,7 +50,7 @@ class AudioEmotiveEncode(io.ComfyNode):
                                          "Needs the optional package onnxruntime (or onnxruntime-gpu) and "
                                          f"models/audio_separator/{SEPARATOR_FILE}."),
             ],
-            outputs=[io.Custom(AUDIO_FEATURES_TYPE).Output(display_name="audio_features")],
+            outputs=[sockets.AudioFeatures.Output(display_name="audio_features")],
         )
 
     @classmethod

@@ -10,9 +10,9 @@ import comfy.model_management as mm
 from ..emocast_core.text import PRESET_NAMES, SCHEDULE_FORMAT, encode_emotion, load_clip_text
 from .clip_text_source import ComfyClipTextEncoder
 from .model_folders import list_model_dirs, resolve_model_dir
+from . import sockets
 
 USE_CLIP = "(use clip input)"
-EMOTION_TYPE = "EMOCAST_EMOTION"
 CLIP_L_HIDDEN = 768  # what the EmoCAST UNet cross-attends to; tests shrink it
 
 
@@ -43,7 +43,7 @@ class EmotionPromptEncode(io.ComfyNode):
                                        "(clip-vit-large-patch14 for the official weights, or a demo model's own "
                                        "small encoder; safetensors), or the clip input (CLIP-L)."),
             ],
-            outputs=[io.Custom(EMOTION_TYPE).Output(display_name="emotion")],
+            outputs=[sockets.Emotion.Output(display_name="emotion")],
         )
 
     @classmethod

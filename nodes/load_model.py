@@ -9,6 +9,7 @@ from comfy_api.latest import io
 from ..emocast_core.weights import DTYPES, load_checkpoint
 from .model_folders import resolve_model_file
 from .model_handle import EmoCASTModel
+from . import sockets
 
 NO_FILES = "(no files in models/emocast)"
 
@@ -37,7 +38,7 @@ class LoadEmoCAST(io.ComfyNode):
                 io.Combo.Input("dtype", options=["auto", "fp16", "bf16", "fp32"], default="auto", tooltip=(
                     "Precision of the weights. auto: fp16 on NVIDIA GPUs (the official setting), fp32 on CPU.")),
             ],
-            outputs=[io.Custom("EMOCAST_MODEL").Output(display_name="model")],
+            outputs=[sockets.EmoCASTModel.Output(display_name="model")],
         )
 
     @classmethod

@@ -17,11 +17,11 @@ from ..emocast_core.face import (DEFAULT_CROP_SCALE, DETECTOR_FILE, FACE_EXPAND_
                                  render_preview)
 from . import model_folders  # noqa: F401 - registers the "insightface" and "mediapipe" folders
 from .safe_paths import shown
+from . import sockets
 
 log = logging.getLogger(__name__)
 
 NODE_NAME = "EmoCAST Portrait Prep"
-PORTRAIT_TYPE = "EMOCAST_PORTRAIT"
 NONE_FOUND = "(none found: put antelopev2 in models/insightface/models/)"
 
 
@@ -48,7 +48,8 @@ def resolve_insightface_dir(name: str) -> str:
             return path
     roots = ", ".join(folder_paths.get_folder_paths("insightface"))
     raise FileNotFoundError(f"insightface_dir: no InsightFace folder {shown(name)} with {DETECTOR_FILE} under "
-                            f"models/insightface/models/ (searched {roots}). Put the antelopev2 pack (scrfd_10g_bnkps.onnx, glintr100.onnx) in "
+                            f"models/insightface/models/ (searched {roots}). Put the antelopev2 pack "
+                            "(scrfd_10g_bnkps.onnx, glintr100.onnx) in "
                             f"ComfyUI/models/insightface/models/antelopev2/ and refresh.")
 
 
@@ -103,7 +104,7 @@ class EmoCASTPortraitPrep(io.ComfyNode):
                                       "detected lip box (its bounding box is used as is)."),
             ],
             outputs=[
-                io.Custom(PORTRAIT_TYPE).Output(display_name="portrait",
+                sockets.Portrait.Output(display_name="portrait",
                                                 tooltip="Crop, identity embedding, FaceLocator box and audio "
                                                         "masks for the EmoCAST sampler."),
                 io.Image.Output(display_name="preview",

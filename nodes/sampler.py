@@ -8,6 +8,7 @@ import comfy.utils
 from comfy_api.latest import io
 
 from ..emocast_core.pipeline import DiffusersVAECodec, TalkingHeadRequest, generate_talking_head
+from . import sockets
 from .vae_codec import ComfyVAECodec
 
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -58,13 +59,13 @@ class EmoCASTSampler(io.ComfyNode):
             description="Generates the talking-portrait frames: DDIM with classifier-free guidance, "
                         "16 frames per clip, each clip continuing from the last two frames of the previous one.",
             inputs=[
-                io.Custom("EMOCAST_MODEL").Input("model", tooltip="From Load EmoCAST."),
+                sockets.EmoCASTModel.Input("model", tooltip="From Load EmoCAST."),
                 io.Vae.Input("vae", optional=True, tooltip=(
                     "The SD1.5 VAE the model was trained with: sd-vae-ft-mse (Load VAE). Optional only for "
                     "checkpoints that bundle their own autoencoder (small demo models).")),
-                io.Custom("EMOCAST_PORTRAIT").Input("portrait", tooltip="From EmoCAST Portrait Prep."),
-                io.Custom("EMOCAST_AUDIO").Input("audio_features", tooltip="From EmoCAST Audio Encode; its length sets the video's."),
-                io.Custom("EMOCAST_EMOTION").Input("emotion", tooltip="From EmoCAST Emotion Prompt; keyframes change the emotion over time."),
+                sockets.Portrait.Input("portrait", tooltip="From EmoCAST Portrait Prep."),
+                sockets.AudioFeatures.Input("audio_features", tooltip="From EmoCAST Audio Encode; its length sets the video's."),
+                sockets.Emotion.Input("emotion", tooltip="From EmoCAST Emotion Prompt; keyframes change the emotion over time."),
                 io.Int.Input("seed", default=42, min=0, max=MAX_SEED, control_after_generate=True,
                              tooltip="Noise seed. 42 reproduces the official script."),
                 io.Int.Input("steps", default=40, min=1, max=200, tooltip="DDIM steps per clip (official: 40)."),

@@ -30,10 +30,10 @@ from .memory import load_wav2vec2_for_inference
 from .model_folders import list_model_dirs
 from .safe_paths import check_filename_prefix, inside, shown
 from .portrait_prep import find_landmarker, list_insightface_dirs, resolve_insightface_dir
+from . import sockets
 from .vae_codec import ComfyVAECodec
 
 NODE_NAME = "EmoCAST Prepare Training Data"
-DATASET_TYPE = "EMOCAST_DATASET"
 DATASETS_FOLDER = "emocast_datasets"
 
 
@@ -114,7 +114,7 @@ class EmoCASTPrepareDataset(io.ComfyNode):
                                       "'(use clip input)'."),
             ],
             outputs=[
-                io.Custom(DATASET_TYPE).Output(display_name="dataset",
+                sockets.Dataset.Output(display_name="dataset",
                                                tooltip="The training cache, for EmoCAST Train LoRA."),
                 io.String.Output(display_name="report",
                                  tooltip="What was prepared, kept and skipped (with reasons)."),

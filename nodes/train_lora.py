@@ -24,6 +24,7 @@ from ..training.stages import STAGE_ORDER
 from ..training.state import latest_checkpoint
 from ..training.trainer import EmoCASTTrainer, TrainConfig
 from .safe_paths import check_filename_prefix, shown
+from . import sockets
 
 
 @dataclass
@@ -66,8 +67,8 @@ class EmoCASTTrainLoRA(io.ComfyNode):
             is_experimental=True,
             not_idempotent=True,
             inputs=[
-                io.Custom("EMOCAST_MODEL").Input("model", tooltip="The base model (Load EmoCAST)."),
-                io.Custom("EMOCAST_DATASET").Input("dataset", tooltip="From EmoCAST Prepare Training Data."),
+                sockets.EmoCASTModel.Input("model", tooltip="The base model (Load EmoCAST)."),
+                sockets.Dataset.Input("dataset", tooltip="From EmoCAST Prepare Training Data."),
                 io.Combo.Input("stage", options=list(STAGE_ORDER), default=STAGE_ORDER[0], tooltip=(
                     "appearance: identity and text-guided emotive attention on single frames; lipsync: the audio "
                     "modules on 14+2-frame clips; emotion: the emotive audio attention and motion modules.")),
@@ -98,13 +99,13 @@ class EmoCASTTrainLoRA(io.ComfyNode):
                 io.Boolean.Input("resume", default=True, tooltip=(
                     "Continue from the newest checkpoint of this run and stage if there is one; off starts over "
                     "(old checkpoints are kept).")),
-                io.Custom("EMOCAST_TRAINER").Input("previous", optional=True, tooltip=(
+                sockets.Trainer.Input("previous", optional=True, tooltip=(
                     "The result of the previous stage: its LoRA stays on (frozen) while this stage trains.")),
             ],
             outputs=[
-                io.Custom("EMOCAST_TRAINER").Output(display_name="trainer"),
-                io.Custom("LORA_MODEL").Output(display_name="lora"),
-                io.Custom("LOSS_MAP").Output(display_name="loss"),
+                sockets.Trainer.Output(display_name="trainer"),
+                sockets.LoraModel.Output(display_name="lora"),
+                sockets.LossMap.Output(display_name="loss"),
                 io.Int.Output(display_name="steps"),
             ],
         )
@@ -167,7 +168,7 @@ class EmoCASTSaveLoRA(io.ComfyNode):
             description="Writes the trained LoRA (all stages so far) into models/loras/, with its training record.",
             is_output_node=True,
             inputs=[
-                io.Custom("EMOCAST_TRAINER").Input("trainer", tooltip="From the last EmoCAST Train LoRA stage."),
+                sockets.Trainer.Input("trainer", tooltip="From the last EmoCAST Train LoRA stage."),
                 io.String.Input("filename_prefix", default="emocast/emocast_lora", tooltip=(
                     "Path under models/loras/; '_<steps>_steps_<counter>_.safetensors' is appended.")),
             ],
