@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.harness.comfy_server import PromptRejected
+from tests.harness.comfy_server import ComfyServer, PromptRejected
 from tests.harness.demo import DEMO_MODELS
 
 pytestmark = pytest.mark.comfyui
@@ -40,7 +40,14 @@ def _wav(seconds=0.5, rate=16000) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def server(comfy_server, parity_dir):
+def server(comfy_env, parity_dir, tmp_path_factory):
+    """A server of its own: the errors provoked here must not show up in the shared server's log,
+    which other tests read for the pack's own tracebacks."""
+    with ComfyServer(comfy_env, tmp_path_factory.mktemp("bad_inputs_server")) as comfy_server:
+        yield _furnish(comfy_server, parity_dir)
+
+
+def _furnish(comfy_server, parity_dir):
     comfy_server.put_input(SPEECH, _wav())
     w2v = comfy_server.models_dir / "wav2vec2" / W2V
     w2v.mkdir(parents=True, exist_ok=True)
