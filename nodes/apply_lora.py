@@ -13,8 +13,8 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..training.lora import group_lora, load_lora, lora_weight_deltas, stages_of
-from .model_folders import resolve_model_file
 from . import sockets
+from .model_folders import resolve_model_file
 
 NO_FILES = "(no LoRA files in models/loras)"
 

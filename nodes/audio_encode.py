@@ -14,9 +14,9 @@ import folder_paths
 
 from ..emocast_core.audio import SEPARATOR_FILE, MdxVocalSeparator, encode_audio, load_wav2vec2
 from ..emocast_core.audio.waveform import check_sample_rate
+from . import sockets
 from .memory import free_for, load_wav2vec2_for_inference
 from .model_folders import list_model_dirs, resolve_model_dir
-from . import sockets
 
 NO_MODEL = "(no wav2vec2 folder in models/wav2vec2)"
 _BAR_STEPS = 1000

@@ -8,9 +8,9 @@ from comfy_api.latest import io
 import comfy.model_management as mm
 
 from ..emocast_core.text import PRESET_NAMES, SCHEDULE_FORMAT, encode_emotion, load_clip_text
+from . import sockets
 from .clip_text_source import ComfyClipTextEncoder
 from .model_folders import list_model_dirs, resolve_model_dir
-from . import sockets
 
 USE_CLIP = "(use clip input)"
 CLIP_L_HIDDEN = 768  # what the EmoCAST UNet cross-attends to; tests shrink it

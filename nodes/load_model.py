@@ -7,9 +7,9 @@ import torch
 from comfy_api.latest import io
 
 from ..emocast_core.weights import DTYPES, load_checkpoint
+from . import sockets
 from .model_folders import resolve_model_file
 from .model_handle import EmoCASTModel
-from . import sockets
 
 NO_FILES = "(no files in models/emocast)"
 

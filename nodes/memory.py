@@ -9,6 +9,8 @@ import comfy.model_patcher
 import torch
 
 _ATTR = "_emocast_patcher"
+_WAV2VEC2_BYTES_PER_SECOND = 25 * 2**20  # rough peak activations of wav2vec2-base per second of audio (fp32)
+_WAV2VEC2_MAX_SECONDS = 70  # the chunked path never holds more than ~40 s; whole clips go up to 60 s
 
 
 class _Holder(torch.nn.Module):
@@ -18,8 +20,6 @@ class _Holder(torch.nn.Module):
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.held = model
-_WAV2VEC2_BYTES_PER_SECOND = 25 * 2**20  # rough peak activations of wav2vec2-base per second of audio (fp32)
-_WAV2VEC2_MAX_SECONDS = 70  # the chunked path never holds more than ~40 s; whole clips go up to 60 s
 
 
 def patcher_for(model: torch.nn.Module) -> comfy.model_patcher.ModelPatcher:

@@ -16,8 +16,8 @@ from ..emocast_core.face import (DEFAULT_CROP_SCALE, DETECTOR_FILE, FACE_EXPAND_
                                  MASKS_ONLY_CHOICE, MODEL_SIZE, load_face_models, masks_only_models, prepare_portrait,
                                  render_preview)
 from . import model_folders  # noqa: F401 - registers the "insightface" and "mediapipe" folders
-from .safe_paths import shown
 from . import sockets
+from .safe_paths import shown
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from ..training.lora import save_lora
 from ..training.stages import STAGE_ORDER
 from ..training.state import latest_checkpoint
 from ..training.trainer import EmoCASTTrainer, TrainConfig
-from .safe_paths import check_filename_prefix, shown
 from . import sockets
+from .safe_paths import check_filename_prefix, shown
 
 
 @dataclass
