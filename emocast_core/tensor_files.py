@@ -32,9 +32,7 @@ def read_tensors(path: str | os.PathLike, what: str = "weights file",
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path.name}")
-    size = path.stat().st_size
-    if size == 0:
-        raise error(f"{what} {path.name} is empty (0 bytes): download or save it again")
+    size = _nonempty_size(path, what, error)
     if path.suffix == ".safetensors":
         return _read_safetensors(path, what, size, error)
     return _read_torch(path, what, size, error), {}
@@ -46,23 +44,18 @@ def check_safetensors(path: str | os.PathLike, what: str = "weights file") -> No
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
-    size = path.stat().st_size
-    if size == 0:
-        raise WeightsFileError(f"{what} {path.name} is empty (0 bytes): download or save it again")
+    size = _nonempty_size(path, what, WeightsFileError)
     try:
         with safe_open(str(path), framework="pt") as f:
             f.keys()
     except SafetensorError as err:
-        raise WeightsFileError(f"{what} {path.name} ({size:,} bytes) is truncated or not a valid safetensors "
-                               f"file: {_clean(str(err))}") from None
+        raise _safetensors_error(path, what, size, err, WeightsFileError) from None
 
 
 def onnx_session(ort, path: str | os.PathLike, what: str, options, providers: list[str]):
     """An onnxruntime InferenceSession of `path`; a broken file gets the same words as a weights file."""
     path = Path(path)
-    size = path.stat().st_size
-    if size == 0:
-        raise WeightsFileError(f"{what} {path.name} is empty (0 bytes): download it again")
+    size = _nonempty_size(path, what, WeightsFileError)
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as err:  # noqa: BLE001 - onnxruntime raises its own pybind exception types
@@ -77,17 +70,31 @@ def _read_safetensors(path: Path, what: str, size: int, error: type[WeightsFileE
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
     except SafetensorError as err:
-        text = str(err)
-        if "too small" in text or "incomplete" in text.lower() or "EOF" in text:
-            found = "truncated (an interrupted download or save)"
-        else:
-            found = "not a valid safetensors file"
-        raise error(f"{what} {path.name} ({size:,} bytes) is {found}: {_clean(text)}") from None
+        raise _safetensors_error(path, what, size, err, error) from None
+
+
+def _nonempty_size(path: Path, what: str, error: type[WeightsFileError]) -> int:
+    size = path.stat().st_size
+    if size == 0:
+        raise error(f"{what} {path.name} is empty (0 bytes): download or save it again")
+    return size
+
+
+def _safetensors_error(path: Path, what: str, size: int, err: Exception,
+                       error: type[WeightsFileError]) -> WeightsFileError:
+    """What safetensors' header complaint means, in words."""
+    text = str(err)
+    if "too small" in text or "incomplete" in text.lower() or "EOF" in text:
+        found = "truncated (an interrupted download or save)"
+    else:
+        found = "not a valid safetensors file"
+    return error(f"{what} {path.name} ({size:,} bytes) is {found}: {_clean(text)}")
 
 
 def _read_torch(path: Path, what: str, size: int, error: type[WeightsFileError]):
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=_zip(path))
+        # Only the zip format (torch >= 1.6) can be memory-mapped; the legacy one is read whole.
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as err:
         if "weights_only" in str(err) or "Weights only" in str(err):
             raise error(
@@ -101,11 +108,6 @@ def _read_torch(path: Path, what: str, size: int, error: type[WeightsFileError])
             f"{what} {path.name} ({size:,} bytes) could not be read as a torch file; it may be truncated (an "
             f"interrupted download) or not a weights file: {_clean(str(err))}"
         ) from None
-
-
-def _zip(path: Path) -> bool:
-    """Memory-map only the zip format (torch >= 1.6); the legacy format cannot be mapped."""
-    return zipfile.is_zipfile(path)
 
 
 def _clean(text: str, limit: int = 300) -> str:
