@@ -41,4 +41,4 @@ test: setup
 	@$(RUN_ENV) export EMOCAST_REQUIRE_COMFY=1 && "$$EMOCAST_VENV/bin/python" -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	@$(RUN_ENV) "$$EMOCAST_VENV/bin/python" -m tests.harness.demo $(DEMO_ARGS)
+	@$(RUN_ENV) "$$EMOCAST_VENV/bin/python" -m scripts.runner.demo $(DEMO_ARGS)

@@ -18,9 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from emocast_core.face import MASKS_ONLY_CHOICE as MASKS_ONLY  # noqa: E402
-from tests.harness.comfy_env import find_env  # noqa: E402
-from tests.harness.comfy_server import ComfyServer  # noqa: E402
-from tests.harness.workflow import _default, widget_layout  # noqa: E402
+from scripts.runner.comfy_env import find_env  # noqa: E402
+from scripts.runner.comfy_server import ComfyServer  # noqa: E402
+from scripts.runner.workflow import widget_default, widget_layout  # noqa: E402
 from training import demo as demo_layout  # noqa: E402
 from training.demo import assets as demo_assets  # noqa: E402
 from training.demo.generate import DEMO_GUIDANCE  # noqa: E402
@@ -219,7 +219,7 @@ def build(spec: dict, info: dict) -> dict:
         ]
         widgets = []
         for name, width in widget_layout(node_info):
-            value = values.get(name, _default(node_info, name))
+            value = values.get(name, widget_default(node_info, name))
             widgets.append(value)
             if width == 2:
                 widgets.append("fixed")

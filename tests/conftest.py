@@ -38,8 +38,8 @@ if Path(list(_tests_pkg.__path__)[0]).resolve() != REPO / "tests":
                       "another package named `tests` shadows ours on sys.path")
 
 from tests.harness import comfy_inprocess as _comfy_inprocess  # noqa: E402
-from tests.harness.comfy_env import ComfyEnv, comfy_required, find_env  # noqa: E402
-from tests.harness.comfy_server import ComfyServer  # noqa: E402
+from scripts.runner.comfy_env import ComfyEnv, comfy_required, find_env  # noqa: E402
+from scripts.runner.comfy_server import ComfyServer  # noqa: E402
 
 
 def pytest_report_header(config):

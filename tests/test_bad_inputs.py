@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.harness.comfy_server import ComfyServer, PromptRejected
-from tests.harness.demo import DEMO_MODELS
+from scripts.runner.comfy_server import ComfyServer, PromptRejected
+from scripts.runner.demo import DEMO_MODELS
 
 pytestmark = pytest.mark.comfyui
 

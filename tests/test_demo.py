@@ -1,4 +1,4 @@
-"""`make demo` (python -m tests.harness.demo): honest when there is nothing to run, works when there is."""
+"""`make demo` (python -m scripts.runner.demo): honest when there is nothing to run, works when there is."""
 import json
 import os
 import subprocess
@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-from tests.harness.comfy_env import REPO
+from scripts.runner.comfy_env import REPO
 
 
 def run_demo(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "tests.harness.demo", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "scripts.runner.demo", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -14,7 +14,7 @@ from training.demo import AUDIO_DIR, MODEL_FILE, TEXT_DIR
 from training.demo import baseline, build
 from training.demo.generate import DemoModel
 from training.demo.pretrain import in_group
-from training.toybench import build_cases
+from training.demo.toybench import build_cases
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                                    reason="espeak-ng is not installed (apt-get install espeak-ng)")]

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import toybench
+from training.demo import toybench
 
 DEMO = Path(__file__).resolve().parents[1] / "demo_model"
 

@@ -7,7 +7,7 @@ from tests.training_helpers import group_relative_diff
 from training.demo.build import DEMO_CONFIG
 from training.demo.pretrain import FROZEN_AT_ZERO, StageRun, in_group, init_from_scratch
 from training.stages import STAGE_ORDER
-from training.synthetic import make_synthetic_cache
+from training.demo.synthetic import make_synthetic_cache
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from emocast_core.config import EmoCASTConfig
 from emocast_core.deterministic_weights import fill_deterministic
 from emocast_core.models import EmoCASTNet
 from training.lora import load_lora
-from training.synthetic import make_synthetic_cache
+from training.demo.synthetic import make_synthetic_cache
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
 

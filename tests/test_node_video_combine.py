@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from emocast_core.video import read_mp4
-from tests.harness.comfy_env import PACK_PYTHON_MODULE
+from scripts.runner.comfy_env import PACK_PYTHON_MODULE
 
 pytestmark = pytest.mark.comfyui
 

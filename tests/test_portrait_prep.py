@@ -1,7 +1,7 @@
 """Reference-portrait preparation (emocast_core.face): mask recipe, SCRFD decoding, ArcFace alignment,
 crop/paste geometry, input checks, real MediaPipe landmarks on a public-domain portrait.
 
-Detection and identity run tiny ONNX nets in the official I/O layout (tests/face_models.py).
+Detection and identity run tiny ONNX nets in the official I/O layout (scripts/runner/face_models.py).
 """
 import logging
 import sys
@@ -19,7 +19,7 @@ from emocast_core.face import onnx_runtime
 from emocast_core.face.arcface import preprocess
 from emocast_core.face.masks import blurred_box, gaussian_blur
 from emocast_core.face.scrfd import Face, anchor_centres, decode, letterbox
-from tests.face_models import FACE_KPS, make_antelope
+from scripts.runner.face_models import FACE_KPS, make_antelope
 
 
 # ---------------------------------------------------------------- helpers / fixtures

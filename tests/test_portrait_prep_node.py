@@ -5,7 +5,7 @@ import logging
 import pytest
 import torch
 
-from tests.face_models import make_antelope
+from scripts.runner.face_models import make_antelope
 
 pytestmark = pytest.mark.comfyui
 pytest.importorskip("onnxruntime")

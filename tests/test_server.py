@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.harness.comfy_server import ExecutionFailed, PromptRejected
-from tests.harness.comfy_env import PACK_FOLDER_NAME, REPO
+from scripts.runner.comfy_server import ExecutionFailed, PromptRejected
+from scripts.runner.comfy_env import PACK_FOLDER_NAME, REPO
 
 pytestmark = pytest.mark.comfyui
 
@@ -171,7 +171,7 @@ def test_workflow_templates_list_the_shipped_workflows(comfy_server):
 def test_shipped_workflows_convert_against_the_live_server(comfy_server):
     """Every workflows/*.json is a UI workflow whose node types this server knows."""
     info = comfy_server.object_info()
-    from tests.harness.workflow import is_api_format, load_workflow, ui_to_api
+    from scripts.runner.workflow import is_api_format, load_workflow, ui_to_api
 
     for path in sorted((REPO / "workflows").glob("*.json")):
         workflow = load_workflow(path)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from emocast_core.video import read_mp4
-from training import speech
-from training.face_drawing import HEAD_Y, ZOOM, mouth_darkness, render
+from training.demo import speech
+from training.demo.face_drawing import HEAD_Y, ZOOM, mouth_darkness, render
 from training.sampling import classify_caption
-from training.synthetic_captions import TEMPLATES, captions, template_split
-from training.synthetic_faces import (EMOTIONS, IDENTITY_SEEDS, make_clip, make_dataset, sample_identity,
+from training.demo.synthetic_captions import TEMPLATES, captions, template_split
+from training.demo.synthetic_faces import (EMOTIONS, IDENTITY_SEEDS, make_clip, make_dataset, sample_identity,
                                       still_params)
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from training import toybench
+from training.demo import toybench
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                 reason="espeak-ng is not installed (apt-get install espeak-ng)")

@@ -9,7 +9,7 @@ from emocast_core.audio.windows import frame_windows
 from tests.training_helpers import CFG, cache
 from training.dataset import ClipCache, write_clip
 from training.sampling import EMOTIONS, WindowKey
-from training.synthetic import synthetic_clip
+from training.demo.synthetic import synthetic_clip
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ CASES = [
     ("training._core", "EmoCASTNet", "emocast_core.models.net"),
     ("training.prepare", "prepare_portrait", "emocast_core.face.portrait"),
     ("training.prepare_sources", "expand_preset", "emocast_core.text.presets"),
-    ("training.synthetic_faces", "write_mp4", "emocast_core.video.writer"),
+    ("training.demo.synthetic_faces", "write_mp4", "emocast_core.video.writer"),
     ("training.demo.build", "EmoCASTNet", "emocast_core.models.net"),
     ("training.demo.generate", "generate_talking_head", "emocast_core.pipeline.talking_head"),
     ("training.demo.data", "prepare_portrait", "emocast_core.face.portrait"),

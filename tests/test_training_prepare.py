@@ -21,7 +21,7 @@ from emocast_core.face import load_face_models
 from emocast_core.pipeline import DiffusersVAECodec
 from emocast_core.text import EMOTION_PRESETS, load_clip_text
 from emocast_core.video import write_mp4
-from tests.harness.placeholder_models import build, default_cache
+from scripts.runner.placeholder_models import build, default_cache
 from training.dataset import ClipCache
 from training.prepare import REPORT_FILE, PrepareConfig, PrepareModels, _segments, prepare_dataset
 from training.prepare_sources import frames_at, scan_folder

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from emocast_core.video import write_mp4
-from tests.harness.placeholder_models import build, default_cache
+from scripts.runner.placeholder_models import build, default_cache
 from tests.test_training_prepare import frames, speech
 
 pytestmark = pytest.mark.comfyui

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.harness.workflow import WorkflowError, is_api_format, ui_to_api, widget_layout
+from scripts.runner.workflow import WorkflowError, is_api_format, ui_to_api, widget_layout
 
 pytestmark = pytest.mark.comfyui
 

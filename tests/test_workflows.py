@@ -1,6 +1,6 @@
 """The shipped example workflows, converted with the live /object_info and run through a real server.
 
-Models are placeholders in the official layouts (tests/harness/placeholder_models.py),
+Models are placeholders in the official layouts (scripts/runner/placeholder_models.py),
 except for the demo workflow, which runs the shipped demo model (demo_model/) as a
 user would and must show its drawn face talking, as itself.  Each run
 checks the mp4 a user would get: decodable, ceil(seconds x 25) frames, audio as
@@ -17,8 +17,8 @@ import pytest
 
 from emocast_core.video import read_mp4
 from scripts import thumbnails
-from tests.harness import placeholder_models
-from tests.harness.demo import DEMO_MODELS, cpu_sized
+from scripts.runner import placeholder_models
+from scripts.runner.demo import DEMO_MODELS, cpu_sized
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
 
@@ -189,10 +189,10 @@ def test_demo_workflow_talks(server):
     (per-class accuracies in demo_model/README.md); tests/test_demo_model.py bounds it."""
     import numpy as np
 
-    from training import speech
-    from training import toy_metrics as tm
+    from training.demo import speech
+    from training.demo import toy_metrics as tm
     from training.demo import assets
-    from training.synthetic_faces import sample_identity
+    from training.demo.synthetic_faces import sample_identity
 
     _, mp4, progress = run(server, "emocast_demo", steps=20, resolution=64)  # its own settings
     video = check_video(mp4, _wav_seconds(WORKFLOWS / "input" / assets.SPEECH), 64)

@@ -6,7 +6,7 @@ import torch
 from emocast_core.config import EmoCASTConfig
 from emocast_core.deterministic_weights import fill_deterministic
 from emocast_core.models import EmoCASTNet
-from training.synthetic import make_synthetic_cache
+from training.demo.synthetic import make_synthetic_cache
 
 CFG = EmoCASTConfig.tiny()
 REPO = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .comfy_env import PACK_FOLDER_NAME, PACK_PYTHON_MODULE, REPO, ComfyEnv, link_pack
+from scripts.runner.comfy_env import PACK_FOLDER_NAME, PACK_PYTHON_MODULE, REPO, ComfyEnv, link_pack
 
 # Modules that must come from the ComfyUI tree, not from a stub or from this repo.
 _COMFY_MODULES = ("nodes", "folder_paths", "utils", "comfy", "comfy.cli_args", "comfy_api",

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import speech
-from ..synthetic_faces import IDENTITY_SEEDS, sample_identity, still_params
-from ..face_drawing import render
+from . import speech
+from .synthetic_faces import IDENTITY_SEEDS, sample_identity, still_params
+from .face_drawing import render
 from .data import region_masks
 
 PORTRAIT, FACE_MASK, LIP_MASK, SPEECH = ("emocast_demo_portrait.png", "emocast_demo_face_mask.png",

@@ -1,7 +1,7 @@
 """A plain conditional UNet on a demo build's cache: the yardstick of issue 7's aims.
 
     python -m training.demo.baseline --work WORK --model demo_model --out BASELINE [--steps 2000] [--pixels]
-    python -m training.toybench --model demo_model --baseline BASELINE --steps 10
+    python -m training.demo.toybench --model demo_model --baseline BASELINE --steps 10
 
 The issue sets its aims against "a plain conditional UNet trained 30 minutes on
 CPU" on a set like ours.  This trains one on the very cache the tiny EmoCAST

@@ -17,7 +17,7 @@ import time
 import torch
 
 from ..stages import STAGE_ORDER
-from ..synthetic import make_synthetic_cache
+from .synthetic import make_synthetic_cache
 from .build import DEMO_WIDTHS, OBJECTIVE, STAGE_PLAN, check_device, check_widths, demo_config
 from .pretrain import StageRun, init_from_scratch
 

@@ -35,11 +35,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..face_drawing import render
+from .face_drawing import render
 from ..objective import ConditionDropout, ObjectiveConfig
 from ..prepare_sources import frames_at, read_audio
 from ..stages import STAGE_ORDER
-from ..synthetic_faces import make_dataset, sample_identity, still_params
+from .synthetic_faces import make_dataset, sample_identity, still_params
 from . import AUDIO_DIR, MODEL_FILE, TEXT_DIR, encoders
 from .data import prepare_synthetic
 from .pretrain import StageRun, init_from_scratch

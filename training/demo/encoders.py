@@ -36,7 +36,7 @@ if __package__ and __package__.count(".") >= 2:  # inside the pack (see training
 else:
     from emocast_core.audio import wav2vec
 from ..sampling import EMOTIONS
-from ..synthetic_captions import captions
+from .synthetic_captions import captions
 
 TEXT_HIDDEN, AUDIO_HIDDEN, AUDIO_LAYERS = 32, 32, 2
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import speech
-from ..synthetic_faces import EMOTIONS
+from . import speech
+from .synthetic_faces import EMOTIONS
 from . import assets
 from .generate import DemoModel
 

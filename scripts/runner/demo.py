@@ -1,6 +1,6 @@
 """`make demo`: run an example EmoCAST workflow in a real ComfyUI server.
 
-    python -m tests.harness.demo [WORKFLOW.json] [--models DIR | --placeholders] [--keep-running]
+    python -m scripts.runner.demo [WORKFLOW.json] [--models DIR | --placeholders] [--keep-running]
 
 Starts a real ComfyUI (from EMOCAST_COMFY_CORE / EMOCAST_VENV, which `make demo`
 exports) with `.cache/demo/` as its base directory and the pack symlinked in,
@@ -13,7 +13,7 @@ By default it runs workflows/emocast_demo.json on the embedded demo model
 drawn faces, which really talks, and says that it is a demo.  `--models DIR`
 uses a real models/ folder instead (e.g. with workflows/emocast_basic.json and
 the official weights); `--placeholders` builds untrained stand-ins in the
-official layouts (tests/harness/placeholder_models.py), runs at a CPU-sized
+official layouts (scripts/runner/placeholder_models.py), runs at a CPU-sized
 resolution and step count, and says that the picture is noise.
 """
 from __future__ import annotations
@@ -62,7 +62,7 @@ def cpu_sized(graph: dict, steps: int, resolution: int, audio: str | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.harness.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scripts.runner.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("workflow", nargs="?", default=str(DEFAULT_WORKFLOW), help="UI-format workflow json")
     parser.add_argument("--base-dir", default=str(DEFAULT_BASE), help="ComfyUI --base-directory (kept)")
     parser.add_argument("--models", help="an existing ComfyUI models/ folder to use (symlinked; default: demo_model/)")

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ._core import EmoCASTConfig
-from .dataset import MASK_LEVELS, PreparedClip, write_clip, write_uncond_text
-from .sampling import EMOTIONS, derive_seed
+from .._core import EmoCASTConfig
+from ..dataset import MASK_LEVELS, PreparedClip, write_clip, write_uncond_text
+from ..sampling import EMOTIONS, derive_seed
 
 
 def _gen(*parts: int) -> torch.Generator:

@@ -9,7 +9,7 @@ run the real nodes on stand-ins, each written where and how the real file is:
 | vae/sd-vae-ft-mse.safetensors                      | sd-vae-ft-mse's architecture, random weights (diffusers format) |
 | wav2vec2/wav2vec2-base-960h/                       | wav2vec2 with the real 12 x 768 output, slim inner layers, random |
 | text_encoders/clip-vit-large-patch14/              | 1-layer CLIP text encoder, 768 wide, with the real CLIP tokenizer files from the installed ComfyUI |
-| insightface/models/antelopev2/                     | tiny SCRFD / ArcFace ONNX nets (tests/face_models.py) that find red square "faces" |
+| insightface/models/antelopev2/                     | tiny SCRFD / ArcFace ONNX nets (scripts/runner/face_models.py) that find red square "faces" |
 
 Nothing here is meaningful as a picture: the outputs are noise-like videos.
 Built once per content version into a cache folder and reused.
@@ -98,11 +98,8 @@ def _clip(folder: Path, tokenizer_dir: Path) -> None:
 
 
 def _antelope(folder: Path) -> None:
-    sys.path.insert(0, str(REPO / "tests"))
-    try:
-        from face_models import make_antelope
-    finally:
-        sys.path.remove(str(REPO / "tests"))
+    from .face_models import make_antelope
+
     make_antelope(folder)
 
 

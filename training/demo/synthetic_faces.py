@@ -1,7 +1,7 @@
 """Synthetic talking-face set: drawn cartoon portraits speaking real espeak-ng sentences in the MEAD eight emotions.
 
     make_dataset(out_dir, clips=40, seed=0, size=64, split="train")
-    python -m training.synthetic_faces OUT --clips 40 --seed 0 --size 64 [--split heldout]
+    python -m training.demo.synthetic_faces OUT --clips 40 --seed 0 --size 64 [--split heldout]
 
 Everything is a function of the seed (espeak-ng is deterministic too).  The
 output is an ordinary videos folder for dataset preparation
@@ -61,9 +61,9 @@ from .face_drawing import FrameParams, Identity, mouth_box, render
 from .synthetic_captions import caption_table, template_split
 
 # Only the video writer and the preset names: training._core would also load the models (5 s).
-if __package__ and "." in __package__:  # inside the pack (see _core.py)
-    from ..emocast_core.text.presets import PRESET_NAMES
-    from ..emocast_core.video import write_mp4
+if __package__ and __package__.count(".") >= 2:  # inside the pack (see training/_core.py)
+    from ...emocast_core.text.presets import PRESET_NAMES
+    from ...emocast_core.video import write_mp4
 else:
     from emocast_core.text.presets import PRESET_NAMES
     from emocast_core.video import write_mp4
@@ -246,7 +246,7 @@ def make_dataset(out_dir, clips: int = 40, seed: int = 0, size: int = 64, second
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m training.synthetic_faces", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m training.demo.synthetic_faces", description=__doc__.splitlines()[0])
     ap.add_argument("out", help="output folder (created)")
     ap.add_argument("--clips", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)

@@ -1,6 +1,6 @@
 """Toy benchmark of the embedded demo model (issue 7): a generator on held-out synthetic talking faces.
 
-    python -m training.toybench [--quick] [--generator ground_truth|static] [--model PATH]
+    python -m training.demo.toybench [--quick] [--generator ground_truth|static] [--model PATH]
                                 [--steps N] [--guidance G] [--motion-scale POSE FACE LIP] [--roundtrip]
                                 [--clips N] [--size S] [--seed N] [--baseline DIR]
 
@@ -26,7 +26,7 @@ sentences, 1-1.6 s (cut inside the sentence), emotions balanced in blocks of
 eight; blocks alternate between a caption in a training phrasing and one in a
 held-out phrasing (synthetic_captions template split).  Nothing is written to disk.
 
-Scores (measurements: training/toy_metrics.py), means over clips:
+Scores (measurements: training/demo/toy_metrics.py), means over clips:
   lip_r                     r(mouth opening in the generated frames, envelope of the given audio)
   lip_r_ground_truth        the same for the renderer's frames of the clip
   lip_r_mismatched          generated frames vs the envelope of another clip's audio (another
@@ -138,7 +138,7 @@ def load_model(path: str, steps: int = 25, guidance: float | None = None, motion
     """A demo model folder (training/demo) as a `DemoModel`: `.generate` is a generator."""
     if not Path(path).is_dir():
         raise FileNotFoundError(f"--model {path}: no such folder (a demo model folder, e.g. demo_model/)")
-    from .demo.generate import DEMO_GUIDANCE, DemoModel
+    from .generate import DEMO_GUIDANCE, DemoModel
 
     return DemoModel.load(path, steps=steps, guidance=DEMO_GUIDANCE if guidance is None else guidance,
                           motion_scale=tuple(motion_scale))
@@ -257,7 +257,7 @@ def evaluate(generator: Generator, cases: list[Case], classifier: tm.EmotionClas
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m training.toybench", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m training.demo.toybench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help=f"small run a test can afford ({QUICK})")
     ap.add_argument("--generator", choices=sorted(GENERATORS), default="ground_truth")
     ap.add_argument("--model", help="a demo model folder (demo_model/): benchmark it instead of --generator")

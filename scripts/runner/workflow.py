@@ -88,7 +88,7 @@ def widget_layout(node_info: dict) -> list[tuple[str, int]]:
     return layout
 
 
-def _default(node_info: dict, name: str) -> Any:
+def widget_default(node_info: dict, name: str) -> Any:
     for sec in ("required", "optional"):
         spec = node_info.get("input", {}).get(sec, {}).get(name)
         if spec:
@@ -104,7 +104,7 @@ def _default(node_info: dict, name: str) -> Any:
 
 def _is_optional_without_default(node_info: dict, name: str) -> bool:
     spec = node_info.get("input", {}).get("optional", {}).get(name)
-    return bool(spec) and _default(node_info, name) is None
+    return bool(spec) and widget_default(node_info, name) is None
 
 
 def _types_compatible(a: Any, b: Any) -> bool:
@@ -200,7 +200,7 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
             pos = 0
             for i, (name, width) in enumerate(layout):
                 value = values[pos] if pos < len(values) else None
-                inputs[name] = _default(info, name) if value is None else value
+                inputs[name] = widget_default(info, name) if value is None else value
                 pos += 1
                 if width > 1 or _stale_control_value(info, layout, i, values, pos):
                     pos += width - 1 if width > 1 else 1

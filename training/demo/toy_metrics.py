@@ -1,4 +1,4 @@
-"""Measurements of the toy benchmark (training/toybench.py) on frames of synthetic-set faces.
+"""Measurements of the toy benchmark (training/demo/toybench.py) on frames of synthetic-set faces.
 
 All take frames uint8 [T, S, S, 3] of one talking clip, its reference portrait
 uint8 [S, S, 3] (the identity's neutral still face) and the `Identity` that
