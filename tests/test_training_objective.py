@@ -5,7 +5,7 @@ import torch
 from emocast_core.pipeline.scheduler import make_scheduler
 from tests.training_helpers import cache, tiny_net
 from training.dataset import ClipCache
-from training.objective import ConditionDropout, EmoCASTObjective, ObjectiveConfig, draw, lip_weighted, min_snr_weight
+from training.objective import ConditionDropout, EmoCASTObjective, ObjectiveConfig, draw, min_snr_weight
 from training.sampling import WindowKey
 
 
@@ -82,35 +82,11 @@ def test_mixed_image_dropout_in_one_batch(setup):
         assert torch.isfinite(objective(batch, draws))
 
 
-def test_lip_weighted_error_keeps_the_mean_and_favours_the_lips():
-    err = torch.zeros(1, 1, 1, 2, 2)
-    err[..., 0, 0] = 2.0  # all the error sits under the lips
-    lip = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
-    # weights 5, 1, 1, 1 renormalised to mean 1: the lip position counts 5 / 2
-    assert torch.isclose(lip_weighted(err, lip, 5.0).mean(), torch.tensor(2.0 * 5 / 2 / 4))
-    assert torch.equal(lip_weighted(err, lip, 1.0), err)
-    assert torch.allclose(lip_weighted(torch.ones(1, 1, 1, 2, 2), lip, 5.0).mean(), torch.tensor(1.0))
-
-
-def test_lip_weight_changes_the_loss_only_where_the_lip_mask_varies(setup):
-    _, batch = setup
-    net = tiny_net()
-    plain, weighted = EmoCASTObjective(net), EmoCASTObjective(net, ObjectiveConfig(lip_weight=4.0))
-
-    def with_lip(mask_value):
-        levels = [tuple(m.clone() for m in level) for level in batch["mask_levels"]]
-        levels[0] = (levels[0][0], levels[0][1], torch.full_like(levels[0][2], mask_value))
-        return {**batch, "mask_levels": levels}
-
-    def loss(objective, b):
-        draws = draw(tuple(b["latents"].shape), ObjectiveConfig(dropout=ConditionDropout(0, 0, 0, 0)),
-                     torch.Generator().manual_seed(3))
-        with torch.no_grad():
-            return objective(b, draws)
-
-    for uniform in (0.0, 1.0):  # the same weight everywhere renormalises to the plain loss
-        assert torch.isclose(loss(weighted, with_lip(uniform)), loss(plain, with_lip(uniform)))
-    assert batch["mask_levels"][0][2].std() > 0  # the fixture's lips are a region, not the whole frame
-    assert not torch.isclose(loss(weighted, batch), loss(plain, batch))
-    with pytest.raises(ValueError, match="lip_weight"):
-        ObjectiveConfig(lip_weight=0.0)
+def test_records_of_older_runs_load_when_they_used_the_plain_objective():
+    cfg = ObjectiveConfig(noise_offset=0.1)
+    old = {**cfg.to_dict(), "lip_weight": 1.0, "dropout": {**cfg.to_dict()["dropout"], "motion_fill": "reference"}}
+    assert ObjectiveConfig.from_dict(old) == cfg
+    with pytest.raises(ValueError, match="lip_weight=4.0 is no longer supported"):
+        ObjectiveConfig.from_dict({**old, "lip_weight": 4.0})
+    with pytest.raises(ValueError, match="motion_fill='zeros'"):
+        ObjectiveConfig.from_dict({**old, "dropout": {"motion_fill": "zeros"}})

@@ -7,10 +7,6 @@ Per sample (Hallo's recipe, on the official sampler's noise schedule):
 - loss = mean_b  w(t_b) * mean(|v_pred - v|^2),  w = min(SNR+1, gamma) / (SNR+1), gamma 5.
   With zero terminal SNR, t = 999 has SNR 0: the v form gives w = 1 there.  (The
   epsilon form min(SNR, gamma)/SNR would be 0/0; it is not used.)
-- `lip_weight` (default 1: the official plain mean) weights the latent positions under
-  the sample's lip mask that many times more, the mean renormalised to the plain one's
-  scale: the mouth is a few per cent of the frame, so the plain mean gives the audio
-  modules little of their signal (on the demo model it did not raise lip sync: B15 in demo_model/EXPERIMENTS.md).
 
 The ReferenceNet runs on (reference, motion 1, motion 2) of each sample at t = 0
 and every frame of the sample reads its own reference (`ReferenceBank.per_sample`).
@@ -25,7 +21,7 @@ look exactly as the sampler's unconditional CFG half sees it:
   as in the sampler's unconditional half (the official configs had no text dropout);
 - motion (0.05): motion frames replaced by the reference latent, which is what
   the sampler feeds the first clip (the official `start_ratio` zeroed the motion
-  pixels; `motion_fill="zeros"` zeroes the latents instead).
+  pixels).
 """
 from __future__ import annotations
 
@@ -45,15 +41,12 @@ class ConditionDropout:
     audio: float = 0.05
     text: float = 0.05
     motion: float = 0.05
-    motion_fill: str = "reference"  # or "zeros"
 
     def __post_init__(self):
         for name in ("image", "audio", "text", "motion"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"dropout.{name} must be a probability in [0, 1], got {p}")
-        if self.motion_fill not in ("reference", "zeros"):
-            raise ValueError(f"dropout.motion_fill must be 'reference' or 'zeros', got {self.motion_fill!r}")
 
 
 @dataclass(frozen=True)
@@ -61,19 +54,21 @@ class ObjectiveConfig:
     noise_offset: float = 0.05
     snr_gamma: float = 5.0
     dropout: ConditionDropout = field(default_factory=ConditionDropout)
-    lip_weight: float = 1.0  # loss weight of the lip mask's latent positions (1: the official loss)
-
-    def __post_init__(self):
-        if not self.lip_weight > 0:
-            raise ValueError(f"lip_weight must be above 0, got {self.lip_weight}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ObjectiveConfig":
-        d = dict(d)
-        return cls(dropout=ConditionDropout(**d.pop("dropout", {})), **d)
+        d, dropout = dict(d), dict(d.get("dropout", {}))
+        d.pop("dropout", None)
+        # Files written before two unused options were dropped still load when they hold the plain values.
+        for where, key, plain in ((d, "lip_weight", 1.0), (dropout, "motion_fill", "reference")):
+            if where.get(key, plain) != plain:
+                raise ValueError(f"objective: {key}={where[key]!r} is no longer supported; "
+                                 f"this pack trains with {key}={plain!r} only")
+            where.pop(key, None)
+        return cls(dropout=ConditionDropout(**dropout), **d)
 
 
 @dataclass
@@ -110,13 +105,6 @@ def min_snr_weight(alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma:
     return (torch.clamp(snr + 1, max=gamma) / (snr + 1)).float()
 
 
-def lip_weighted(err: torch.Tensor, lip: torch.Tensor, weight: float) -> torch.Tensor:
-    """err [B, C, F, h, w] with the positions of the soft lip mask lip [B, h*w] weighted `weight` times,
-    the weights renormalised to mean 1 per sample (a plain mean of the result keeps the loss's scale)."""
-    w = 1.0 + (weight - 1.0) * lip.float().reshape(err.shape[0], 1, 1, *err.shape[-2:])
-    return err * (w / w.mean(dim=(-2, -1), keepdim=True))
-
-
 def _where(mask: torch.Tensor, dropped, kept: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.reshape((-1,) + (1,) * (kept.dim() - 1)), dropped, kept)
 
@@ -136,8 +124,7 @@ class EmoCASTObjective(nn.Module):
         b, _, frames = x0.shape[:3]
         ref = batch["ref_latent"]
         motion = batch["motion_latents"]
-        fill = ref.unsqueeze(1).expand_as(motion) if cfg.dropout.motion_fill == "reference" else torch.zeros_like(motion)
-        motion = _where(draws.drop_motion, fill, motion)
+        motion = _where(draws.drop_motion, ref.unsqueeze(1).expand_as(motion), motion)
         if motion.shape[1] != 2:
             raise ValueError(f"EmoCAST's reference bank takes exactly 2 motion frames, got {motion.shape[1]}")
 
@@ -164,9 +151,6 @@ class EmoCASTObjective(nn.Module):
         noisy = self.scheduler.add_noise(x0, draws.noise, t)
         target = self.scheduler.get_velocity(x0, draws.noise, t)
         v = net.denoising_unet(noisy, t, text_face, audio, batch["text"], masks, face_features, bank)
-        err = (v.float() - target.float()).pow(2)
-        if cfg.lip_weight != 1.0:
-            err = lip_weighted(err, batch["mask_levels"][0][2], cfg.lip_weight)
-        per_sample = err.flatten(1).mean(1)
+        per_sample = (v.float() - target.float()).pow(2).flatten(1).mean(1)
         weight = min_snr_weight(self.scheduler.alphas_cumprod, t, cfg.snr_gamma)
         return (per_sample * weight).mean()

@@ -13,6 +13,7 @@ leaves a half-written checkpoint.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -29,6 +30,16 @@ CHECKPOINT_FORMAT = "emocast-train-checkpoint"
 CHECKPOINT_VERSION = 1
 META_KEY = "emocast.checkpoint"
 _MAIN = re.compile(r"checkpoint_(\d{8})\.safetensors")
+
+
+def fingerprint(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of `tensors`, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- RNG

@@ -7,7 +7,6 @@ each rank draws its own samples and the LoRA stays identical on every rank.
     model:
       path: models/emocast/net.pth   # official net.pth or a converted .safetensors
       dtype: fp16                    # frozen base weights: fp32 | fp16 | bf16
-      # test_model: tiny             # instead of path: the tiny config, deterministic weights
     data: datasets/my_cache          # a training cache (training/dataset.py)
     output_dir: runs/my_lora
     seed: 0
@@ -39,12 +38,12 @@ import torch
 import yaml
 
 from . import state as ckpt
-from ._core import EmoCASTConfig, EmoCASTNet, fill_deterministic, load_net
-from .lora import load_lora, save_lora, stages_of
+from ._core import EmoCASTNet, load_net
+from .lora import load_lora, stages_of
 from .trainer import EmoCASTTrainer, TrainConfig
 
 TOP_KEYS = {"model", "data", "output_dir", "seed", "mixed_precision", "init_lora", "checkpoint_every",
-            "keep_checkpoints", "log_every", "stages", "find_unused_parameters", "dump_rank_lora"}
+            "keep_checkpoints", "log_every", "stages", "find_unused_parameters"}
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -62,12 +61,12 @@ def load_config(path: str | Path) -> dict:
 
 
 def build_model(model: dict, device) -> EmoCASTNet:
-    dtype = DTYPES[model.get("dtype", "fp32")]
-    if model.get("test_model") == "tiny":
-        return fill_deterministic(EmoCASTNet(EmoCASTConfig.tiny())).to(device, dtype).eval().requires_grad_(False)
     if "path" not in model:
-        raise ValueError("model: give 'path' (net.pth or .safetensors) or 'test_model: tiny'")
-    return load_net(model["path"], dtype=dtype, device=device)
+        raise ValueError("model: give 'path' (net.pth or .safetensors)")
+    dtype = model.get("dtype", "fp32")
+    if dtype not in DTYPES:
+        raise ValueError(f"model: dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    return load_net(model["path"], dtype=DTYPES[dtype], device=device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,8 +128,6 @@ def main(argv: list[str] | None = None) -> int:
             trainer.save_checkpoint(checkpoints, keep=keep)  # the end state, so a longer run can continue
         if main_rank:
             trainer.save_lora(final)
-        if spec.get("dump_rank_lora"):
-            save_lora(stage_dir / f"rank{trainer.rank}.safetensors", trainer.lora_state_dict(), trainer.lora_metadata())
         prior, prior_stages = trainer.lora_state_dict(), trainer.prior_stages + [trainer.stage_record()]
         trainer.close()
         accelerator.wait_for_everyone()

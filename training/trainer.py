@@ -310,14 +310,18 @@ class EmoCASTTrainer:
         directory = Path(directory)
         rng_tensors, rng_doc = ckpt.rng_to_file(self._global_rng(), self.generators)
         main = ckpt.checkpoint_path(directory, self.step)
+        lora = to_state(peft_factors(self.net))
+        # Every rank records a fingerprint of its LoRA, so a DDP run's files show the ranks stayed identical.
+        fingerprint = ckpt.fingerprint(lora)
         if self.rank > 0:
-            ckpt.atomic_save(rng_tensors, {"rng": rng_doc, "step": self.step, "rank": self.rank},
+            ckpt.atomic_save(rng_tensors, {"rng": rng_doc, "step": self.step, "rank": self.rank,
+                                           "lora_sha256": fingerprint},
                              ckpt.checkpoint_path(directory, self.step, self.rank))
         if self.accelerator is not None:
             self.accelerator.wait_for_everyone()  # rank files first: a main file means a complete set
         if self.rank == 0:
             tensors = dict(rng_tensors)
-            tensors.update({f"lora/{k}": v for k, v in to_state(peft_factors(self.net)).items()})
+            tensors.update({f"lora/{k}": v for k, v in lora.items()})
             tensors.update({f"prior/{k}": v for k, v in to_state(self.prior).items()})
             opt = self.optimizer.state_dict()
             scalars = {}
@@ -335,7 +339,7 @@ class EmoCASTTrainer:
                 "optim_scalars": scalars, "lr_scheduler": self.lr_scheduler.state_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler else None,
                 "rng": rng_doc, "loss_history": self.loss_history, "world_size": self.world,
-                "definitions_version": DEFINITIONS_VERSION,
+                "definitions_version": DEFINITIONS_VERSION, "lora_sha256": fingerprint,
             }
             ckpt.atomic_save(tensors, doc, main)
             ckpt.prune(directory, keep)

@@ -51,20 +51,19 @@ def frame_masks(levels, frames: int) -> list:
     return [tuple(m.reshape(1, -1).repeat(2 * frames, 1) for m in triple) for triple in levels]
 
 
-def clip_conditioning(net, text_cond, text_uncond, face_embedding, audio_windows, mask_levels, face_region, emotion=None):
+def clip_conditioning(net, text_cond, text_uncond, face_embedding, audio_windows, mask_levels, face_region):
     """Everything one clip needs, from encoded text, ArcFace, wav2vec windows [1, F, 5, L, H] and masks.
 
     `text_cond` may be per frame [1, F, 77, 768] (emotion keyframes); it then drives
-    both the TEA text and the EAA query of each frame.  `emotion` overrides the EAA
-    query; by default it is the prompt's text, used for both halves as officially.
+    both the TEA text and the EAA query of each frame.  The EAA query is the prompt's
+    text in both CFG halves, as officially.
     """
     frames = audio_windows.shape[1]
     audio = net.audioproj(audio_windows)
-    emotion = text_cond if emotion is None else emotion
     return ClipConditioning(
         text_face=text_face_tokens(net, text_cond, text_uncond, face_embedding),
         audio=torch.cat([torch.zeros_like(audio), audio]),
-        emotion=torch.cat([emotion, emotion]),
+        emotion=torch.cat([text_cond, text_cond]),
         masks=frame_masks(mask_levels, frames),
         face_features=face_locator_features(net, face_region, frames),
     )

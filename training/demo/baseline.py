@@ -1,10 +1,10 @@
-"""A plain conditional UNet on a demo build's cache: the yardstick of issue 7's aims.
+"""A plain conditional UNet on a demo build's cache: the yardstick the demo model's scores are read against.
 
-    python -m training.demo.baseline --work WORK --model demo_model --out BASELINE [--steps 2000] [--pixels]
+    python -m training.demo.baseline --work WORK --model demo_model --out BASELINE [--steps 2000]
     python -m training.demo.toybench --model demo_model --baseline BASELINE --steps 10
 
-The issue sets its aims against "a plain conditional UNet trained 30 minutes on
-CPU" on a set like ours.  This trains one on the very cache the tiny EmoCAST
+The demo model's aims were set against "a plain conditional UNet trained 30
+minutes on CPU" on a set like ours.  This trains one on the very cache the tiny EmoCAST
 trained on (WORK/cache of the model's build: the latents of the model's
 autoencoder, its audio and text features), so the toy benchmark compares the two
 on equal terms: same data, autoencoder, encoders, objective and sampler.
@@ -17,10 +17,6 @@ temporal layers or motion frames.  The objective is the stages' (v-prediction on
 official zero-terminal-SNR schedule, Min-SNR weighting, noise offset); CFG's
 unconditional half drops the audio and the text together.  It is a yardstick, not a
 demo: the pack's demo model is the tiny EmoCAST.
-
-`--pixels` trains the same network on the videos' 64x64 frames instead (two more,
-attention-free levels in front, no autoencoder): whether the autoencoder's latents
-are what caps a score.
 """
 from __future__ import annotations
 
@@ -37,8 +33,7 @@ from safetensors.torch import load_file, save_file
 
 from ..objective import min_snr_weight
 from . import MODEL_FILE
-from ..prepare_sources import frames_at
-from .build import _sha256, neutral_face, neutral_reference
+from .build import _sha256, neutral_reference
 from .generate import DemoModel
 
 if __package__ and __package__.count(".") >= 2:  # inside the pack (see training/_core.py)
@@ -54,25 +49,22 @@ else:
 
 WEIGHTS, RECORD, STATE = "baseline.safetensors", "baseline.json", "baseline_state.pt"
 # 2.5 M parameters on 16x16 latents; on this 2-core CPU (two threads) about 0.57 s per step of 32 frames.
-# In pixels 2.6 M (widths 16 and 32 at 64x64 and 32x32, then the latent network's), about 1.1 s per step.
 # Condition dropout per frame: audio and text together (CFG's unconditional half), or one of them alone.
-PLAN = dict(widths=(32, 64, 64), pixel_widths=(16, 32), context=64, audio_tokens=4, batch=32, lr=5e-4, seed=0,
+PLAN = dict(widths=(32, 64, 64), context=64, audio_tokens=4, batch=32, lr=5e-4, seed=0,
             drop_both=0.1, drop_audio=0.05, drop_text=0.05)
 
 
 class PlainUNet(torch.nn.Module):
-    def __init__(self, latent_channels: int, audio_shape: tuple[int, int], text_dim: int, pixels: bool = False,
+    def __init__(self, latent_channels: int, audio_shape: tuple[int, int], text_dim: int,
                  context: int = PLAN["context"], audio_tokens: int = PLAN["audio_tokens"]):
         super().__init__()
         self.tokens, self.context = audio_tokens, context
-        # In pixels, attention-free levels at 64x64 and 32x32 bring the frame to the latent network's 16x16.
-        plain = len(PLAN["pixel_widths"]) if pixels else 0
         self.unet = UNet2DConditionModel(
             in_channels=2 * latent_channels, out_channels=latent_channels,
-            block_out_channels=PLAN["pixel_widths"][:plain] + PLAN["widths"], layers_per_block=2,
-            norm_num_groups=16 if pixels else 32, cross_attention_dim=context, attention_head_dim=8,
-            down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D") + ("UpBlock2D",) * plain,
+            block_out_channels=PLAN["widths"], layers_per_block=2,
+            norm_num_groups=32, cross_attention_dim=context, attention_head_dim=8,
+            down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
             class_embed_type="projection", projection_class_embeddings_input_dim=context)
         self.text = torch.nn.Linear(text_dim, context)
         self.audio = torch.nn.Sequential(
@@ -86,13 +78,9 @@ class PlainUNet(torch.nn.Module):
         return self.unet(torch.cat([x, reference], 1), t, encoder_hidden_states=tokens, class_labels=a[:, 0]).sample
 
 
-def load_clips(work: Path, model: DemoModel, pixels: bool = False) -> list[dict]:
+def load_clips(work: Path, model: DemoModel) -> list[dict]:
     """The build's cached clips; refuses a cache that `model`'s autoencoder did not make.
-
-    Each clip's "targets" are what the network learns to denoise: the cached latents, or with `pixels` its
-    video's frames (uint8 [T, 3, S, S], as many as the cache encoded), its reference then the neutral
-    face's pixels in [-1, 1].
-    """
+    Each clip's "targets" are what the network learns to denoise: the cached latents."""
     cache = work / "cache"
     refs_path, labels_path = cache / "neutral_references.safetensors", work / "videos" / "labels.jsonl"
     if not refs_path.is_file() or not labels_path.is_file():
@@ -107,65 +95,40 @@ def load_clips(work: Path, model: DemoModel, pixels: bool = False) -> list[dict]
     if mine.shape != refs[name].shape or (mine - refs[name].float()).abs().max() > 0.05:
         raise ValueError(f"--work {work}: its cache holds another autoencoder's latents than --model's; "
                          "pass the work folder of that model's build")
-    by_name = {Path(lab["file"]).stem: lab for lab in labels}
     clips = []
     for name, ref in sorted(refs.items()):
         t = load_file(str(cache / name / "tensors.safetensors"))
-        targets = t["latents"].float()
-        if pixels:
-            lab = by_name[name]
-            targets = _video_frames(work / "videos" / lab["file"], len(targets))
-            ref = neutral_face(lab["identity_seed"], targets.shape[-1])[0]
-        clips.append(dict(targets=targets, windows=frame_windows(t["audio"].float()), text=t["text"].float(),
+        clips.append(dict(targets=t["latents"].float(), windows=frame_windows(t["audio"].float()), text=t["text"].float(),
                           reference=ref.float()))
     return clips
-
-
-def _video_frames(path: Path, count: int) -> torch.Tensor:
-    """The first `count` frames of a video as the cache read them (25 fps), uint8 [T, 3, H, W]."""
-    frames = []
-    for rgb in frames_at(path):
-        frames.append(torch.from_numpy(rgb))
-        if len(frames) == count:
-            break
-    return torch.stack(frames).permute(0, 3, 1, 2).contiguous()
-
-
-def _as_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x
 
 
 def _batch(clips, generator, size):
     picks = [clips[i] for i in torch.randint(len(clips), (size,), generator=generator).tolist()]
     frames = [int(torch.randint(len(c["targets"]), (1,), generator=generator)) for c in picks]
-    return (_as_float(torch.stack([c["targets"][f] for c, f in zip(picks, frames)])),
+    return (torch.stack([c["targets"][f] for c, f in zip(picks, frames)]),
             torch.stack([c["reference"] for c in picks]),
             torch.stack([c["windows"][f] for c, f in zip(picks, frames)]),
             torch.stack([c["text"] for c in picks]))
 
 
-def _net_for(clips, pixels: bool) -> PlainUNet:
+def _net_for(clips) -> PlainUNet:
     c = clips[0]
-    return PlainUNet(c["targets"].shape[1], tuple(c["windows"].shape[-2:]), c["text"].shape[-1], pixels)
+    return PlainUNet(c["targets"].shape[1], tuple(c["windows"].shape[-2:]), c["text"].shape[-1])
 
 
 def _log(message: str) -> None:
     print(message, flush=True)
 
 
-def train(work: Path, model_dir: Path, out: Path, steps: int, save_every: int = 200, log=_log,
-          pixels: bool = False) -> dict:
+def train(work: Path, model_dir: Path, out: Path, steps: int, save_every: int = 200, log=_log) -> dict:
     """Train (or resume, from out/baseline_state.pt) to `steps`; writes the weights and the record."""
     state = torch.load(out / STATE, weights_only=True) if (out / STATE).is_file() else None
-    if state is not None and bool(state.get("pixels", False)) != pixels:  # before reading every clip
-        kind = "latents" if pixels else "pixels"
-        raise ValueError(f"--out {out}: its saved state was trained in {kind}; resume it as it was trained "
-                         "(with or without --pixels) or pass another --out")
     model = DemoModel.load(model_dir)
-    clips = load_clips(work, model, pixels)
+    clips = load_clips(work, model)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(PLAN["seed"])
-    net = _net_for(clips, pixels)
+    net = _net_for(clips)
     opt = torch.optim.AdamW(net.parameters(), lr=PLAN["lr"], weight_decay=1e-2)
     gen = torch.Generator().manual_seed(PLAN["seed"])
     step, wall = 0, 0.0
@@ -181,7 +144,7 @@ def train(work: Path, model_dir: Path, out: Path, steps: int, save_every: int = 
 
     def save():
         state = dict(net=net.state_dict(), optimizer=opt.state_dict(), generator=gen.get_state(), step=step,
-                     wall_seconds=time.perf_counter() - t0, pixels=pixels)
+                     wall_seconds=time.perf_counter() - t0)
         atomic_save(lambda p: torch.save(state, p), out / STATE)
 
     while step < steps:
@@ -210,7 +173,7 @@ def train(work: Path, model_dir: Path, out: Path, steps: int, save_every: int = 
                   wall_seconds=round(time.perf_counter() - t0, 1), threads=torch.get_num_threads(),
                   plan=PLAN, clips=len(clips), parameters=sum(p.numel() for p in net.parameters()),
                   audio_shape=list(clips[0]["windows"].shape[-2:]), text_dim=clips[0]["text"].shape[-1],
-                  latent_channels=clips[0]["targets"].shape[1], pixels=pixels)
+                  latent_channels=clips[0]["targets"].shape[1])
     (out / RECORD).write_text(json.dumps(record, indent=1) + "\n")
     return record
 
@@ -227,8 +190,7 @@ class Baseline:
         if rec["model_sha256"] != _sha256(Path(model_dir) / MODEL_FILE):
             raise ValueError(f"--baseline {folder} was trained on another demo model's latents and features than "
                              f"--model {model_dir}'s: pass the model it was trained with")
-        self.pixels = bool(rec.get("pixels", False))
-        self.net = PlainUNet(rec["latent_channels"], tuple(rec["audio_shape"]), rec["text_dim"], self.pixels).eval()
+        self.net = PlainUNet(rec["latent_channels"], tuple(rec["audio_shape"]), rec["text_dim"]).eval()
         self.net.load_state_dict(load_file(str(folder / WEIGHTS)))
         self.model = model
 
@@ -236,7 +198,7 @@ class Baseline:
     def generate(self, portrait: np.ndarray, audio: np.ndarray, sample_rate: int, caption: str) -> np.ndarray:
         m = self.model
         image = torch.from_numpy(np.ascontiguousarray(portrait)).permute(2, 0, 1)[None].float() / 127.5 - 1
-        reference = image if self.pixels else m.codec.encode(image)
+        reference = m.codec.encode(image)
         features = encode_audio(m.wav2vec, torch.from_numpy(np.asarray(audio, np.float32))[None], sample_rate)
         frames = features.num_frames
         windows = frame_windows(features.hidden_states.float())[:frames]
@@ -250,7 +212,7 @@ class Baseline:
         for t in sched.timesteps:
             cond, uncond = self.net(torch.cat([latents, latents]), t.expand(2 * frames), **both).chunk(2)
             latents = sched.step(uncond + m.guidance * (cond - uncond), t, latents).prev_sample
-        frames = (latents + 1) / 2 if self.pixels else m.codec.decode(latents)  # both 0..1
+        frames = m.codec.decode(latents)  # 0..1
         return (frames.permute(0, 2, 3, 1).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
@@ -260,13 +222,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--model", required=True, help="the demo model folder whose autoencoder and encoders to use")
     ap.add_argument("--out", required=True, help="where the baseline's weights, record and resumable state go")
     ap.add_argument("--steps", type=int, default=2000, help="training steps of 32 frames (default 2000)")
-    ap.add_argument("--pixels", action="store_true",
-                    help="train on the videos' frames instead of the autoencoder's latents (no autoencoder)")
     args = ap.parse_args(argv)
     if args.steps < 1:
         ap.error(f"--steps {args.steps}: must be at least 1")
     try:
-        record = train(Path(args.work), Path(args.model), Path(args.out), args.steps, pixels=args.pixels)
+        record = train(Path(args.work), Path(args.model), Path(args.out), args.steps)
     except (FileNotFoundError, ValueError) as e:
         ap.error(str(e))
     print(json.dumps(record))

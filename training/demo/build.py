@@ -2,7 +2,7 @@
 
     python -m training.demo.build [--work DIR] [--out demo_model] [--steps-scale 1.0] [--device cuda]
                                   [--latent-factor 8|4] [--stop-after STAGE] [--init-from MODEL_DIR]
-                                  [--block-out-channels W W W W] [--audio-proj-hidden W]
+                                  [--stages STAGE ...] [--lr-scale S] [--audio-proj-hidden W]
 
 Every step writes its result once and is skipped when the result exists, so an
 interrupted build resumes where it stopped (the EmoCAST stages also resume from
@@ -14,10 +14,7 @@ cache stay on the CPU); batches and noise come from CPU generators on any device
 and a build may resume on another device than it started on.  `--init-from` continues
 an earlier demo model instead of starting from nothing: its networks are where the
 stages start, and its autoencoder and encoders are kept (the networks were trained on
-their latents and tokens), so only the stages train.  `--block-out-channels` builds
-wider UNets; with `--init-from` of another width only the autoencoder and the encoders
-are kept and the stages train fresh networks (a wider demo on the same latents).
-`--audio-proj-hidden` sets AudioProj's hidden width; with `--init-from` of another width
+their latents and tokens), so only the stages train.  `--audio-proj-hidden` sets AudioProj's hidden width; with `--init-from` of another width
 AudioProj starts afresh and the other networks continue (the lipsync stage, which trains
 AudioProj, must be one of the stages).
 """
@@ -29,7 +26,6 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -319,13 +315,12 @@ def with_audio_proj(net: EmoCASTNet, hidden: int) -> EmoCASTNet:
 def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict, scale: float, save,
                device="cpu", config: EmoCASTConfig = DEMO_CONFIG, stop_after: str | None = None,
                start: EmoCASTNet | None = None, only: tuple[str, ...] = STAGE_ORDER,
-               lr_scale: float = 1.0, lip_weight: float = 1.0) -> Path | None:
+               lr_scale: float = 1.0) -> Path | None:
     """The three stages in turn, then the model file; None when `stop_after` names a stage (the build
     resumes from its checkpoints, possibly with another --steps-scale: a longer stage restarts its
     learning-rate schedule warm from where it stood).  `start`: the networks to continue (--init-from)
     instead of a random initialisation of `config`; each stage's schedule starts afresh from them.  `only`: the
-    stages that train (the others keep `start`'s weights); `lr_scale` scales every stage's learning rate;
-    `lip_weight` is the loss's (`ObjectiveConfig.lip_weight`) in every stage that trains."""
+    stages that train (the others keep `start`'s weights); `lr_scale` scales every stage's learning rate."""
     net = start
     if net is None:
         torch.manual_seed(SEED)  # every weight no stage trains keeps this initialisation
@@ -337,11 +332,11 @@ def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict
             steps, batch, lr = STAGE_PLAN[stage]
             steps, lr = max(1, round(steps * scale)), lr * lr_scale
             run = StageRun(net, cache, stage, work / "stages" / stage, batch, lr, SEED, total_steps=steps,
-                           warmup=max(1, steps // 20), objective=replace(OBJECTIVE, lip_weight=lip_weight),
+                           warmup=max(1, steps // 20), objective=OBJECTIVE,
                            references=refs, device=device)
             if run.step < steps:
                 run.run(steps, every=50, log=lambda m: print(m, flush=True))
-                stages[stage] = {"steps": steps, "batch": batch, "lr": lr, "lip_weight": lip_weight,
+                stages[stage] = {"steps": steps, "batch": batch, "lr": lr,
                                  "frames": run.data.frames,
                                  "device": str(device),  # the one that finished it, if it resumed elsewhere
                                  "wall_seconds": round(run.seconds, 1)}  # every session's share, from the checkpoint
@@ -390,12 +385,6 @@ def main(argv=None) -> None:
                     help="with --init-from: train only these stages (the others keep the earlier model's weights)")
     ap.add_argument("--lr-scale", type=float, default=1.0,
                     help="scale every stage's learning rate (a continuation that fine-tunes: e.g. 0.2)")
-    ap.add_argument("--lip-weight", type=float, default=1.0,
-                    help="weight the loss this many times more under the lip mask (1: EmoCAST's plain loss)")
-    ap.add_argument("--block-out-channels", type=int, nargs=4, metavar="WIDTH",
-                    help=f"the UNets' block widths (default: the --init-from model's, else "
-                         f"{_words(DEMO_WIDTHS)}); with --init-from of another width the networks start "
-                         "afresh at this one and only its autoencoder and encoders are kept")
     ap.add_argument("--audio-proj-hidden", type=int, metavar="WIDTH",
                     help=f"AudioProj's hidden width (default: the --init-from model's, else "
                          f"{DEMO_AUDIO_PROJ_HIDDEN}); with --init-from of another width AudioProj starts afresh at "
@@ -405,11 +394,8 @@ def main(argv=None) -> None:
     if args.stages != list(STAGE_ORDER) and args.init_from is None:
         raise SystemExit(f"--stages {_words(args.stages)}: a build from nothing trains every stage; "
                          "pass --init-from to continue a model with some of them")
-    for flag, value in (("--lr-scale", args.lr_scale), ("--lip-weight", args.lip_weight)):
-        if not value > 0:
-            raise SystemExit(f"{flag} {value}: must be above 0")
-    if args.block_out_channels is not None:
-        args.block_out_channels = check_widths(args.block_out_channels)
+    if not args.lr_scale > 0:
+        raise SystemExit(f"--lr-scale {args.lr_scale}: must be above 0")
     if args.audio_proj_hidden is not None:
         args.audio_proj_hidden = check_audio_proj_hidden(args.audio_proj_hidden)
     device = check_device(args.device)
@@ -432,40 +418,31 @@ def main(argv=None) -> None:
         if earlier is not None and earlier["sha256"] != entry["sha256"]:
             raise SystemExit(f"--init-from {args.init_from}: the build in {args.work} continues another model "
                              f"({earlier['model']}); use another --work folder")
-        kept = tuple(start.config.block_out_channels)
-        if args.block_out_channels not in (None, kept):
-            # other widths: the networks cannot continue, only what they read (latents, tokens) is kept
-            if args.stages != list(STAGE_ORDER):
-                raise SystemExit(f"--block-out-channels {_words(args.block_out_channels)}: the "
-                                 f"networks of --init-from {args.init_from} are {_words(kept)} wide, "
-                                 "so they start afresh and every stage trains; drop --stages")
-            start = None
-        if start is not None and args.audio_proj_hidden not in (None, start.config.audio_proj_hidden):
+        if args.audio_proj_hidden not in (None, start.config.audio_proj_hidden):
             if "lipsync" not in args.stages:
                 raise SystemExit(f"--audio-proj-hidden {args.audio_proj_hidden}: AudioProj starts afresh at this "
                                  f"width (--init-from {args.init_from}'s is {start.config.audio_proj_hidden}) and "
                                  "only the lipsync stage trains it; add lipsync to --stages")
             start = with_audio_proj(start, args.audio_proj_hidden)
             entry["audio_proj_kept"] = False
-        entry["networks_kept"] = start is not None
         record["init_from"] = entry
     elif "init_from" in record:
         raise SystemExit(f"the build in {args.work} continues {record['init_from']['model']}: pass --init-from "
                          "with that model's folder to resume it")
-    widths = tuple(start.config.block_out_channels) if start is not None else args.block_out_channels or DEMO_WIDTHS
+    widths = tuple(start.config.block_out_channels) if start is not None else DEMO_WIDTHS
     hidden = start.config.audio_proj_hidden if start is not None else args.audio_proj_hidden or DEMO_AUDIO_PROJ_HIDDEN
-    # a stage's checkpoint holds its learning rate and its networks' shapes and was trained with its lip weight,
-    # so a resume must train what the build started with (a plan older than an option had its default)
+    # a stage's checkpoint holds its learning rate and its networks' shapes, so a resume must train what the
+    # build started with (a plan older than an option had its default)
     asked = {"stages": args.stages, "lr_scale": args.lr_scale, "block_out_channels": list(widths),
-             "lip_weight": args.lip_weight, "audio_proj_hidden": hidden}
+             "audio_proj_hidden": hidden}
     plan = record.setdefault("plan", asked)
     plan.setdefault("block_out_channels", list(DEMO_WIDTHS))
-    plan.setdefault("lip_weight", 1.0)
     plan.setdefault("audio_proj_hidden", DEMO_AUDIO_PROJ_HIDDEN)
+    if plan.get("lip_weight", 1.0) == 1.0:  # an option of earlier builds, always 1 in the shipped ones
+        plan.pop("lip_weight", None)
     if plan != asked:
         def flags(p):
             return (f"--stages {_words(p['stages'])} --lr-scale {p['lr_scale']} "
-                    f"--block-out-channels {_words(p['block_out_channels'])} --lip-weight {p['lip_weight']} "
                     f"--audio-proj-hidden {p['audio_proj_hidden']}")
         raise SystemExit(f"{flags(asked)}: the build in {args.work} was started with {flags(plan)}; pass those to "
                          "resume it, or use another --work folder")
@@ -492,8 +469,7 @@ def main(argv=None) -> None:
     save()
     refs = neutral_references(cache, labels, vae)
     path = demo_model(args.work, args.out, cache, refs, vae, record, args.steps_scale, save, device,
-                      demo_config(factor, widths, hidden), args.stop_after, start, tuple(args.stages), args.lr_scale,
-                      args.lip_weight)
+                      demo_config(factor, widths, hidden), args.stop_after, start, tuple(args.stages), args.lr_scale)
     save()
     if path is None:
         print(f"stopped after the {args.stop_after} stage; run again without --stop-after to go on", flush=True)

@@ -1,4 +1,4 @@
-"""Toy benchmark of the embedded demo model (issue 7): a generator on held-out synthetic talking faces.
+"""Toy benchmark of the embedded demo model : a generator on held-out synthetic talking faces.
 
     python -m training.demo.toybench [--quick] [--generator ground_truth|static] [--model PATH]
                                 [--steps N] [--guidance G] [--motion-scale POSE FACE LIP] [--roundtrip]
@@ -18,7 +18,7 @@ steps per clip, `--guidance` the CFG scale (default: the demo workflow's, 2),
 with `--roundtrip` it scores the renderer's frames encoded and decoded by that
 folder's autoencoder instead: the most its decoder lets any model show; with
 `--baseline DIR` it scores a plain conditional UNet trained on that folder's build
-cache (training/demo/baseline.py, the issue's yardstick) through the same
+cache (training/demo/baseline.py, the yardstick) through the same
 autoencoder and encoders, sampled the same way.
 
 Clips (`build_cases`): synthetic_faces.make_clip on held-out identities and
