@@ -17,6 +17,7 @@ import json
 import resource
 import sys
 import time
+from dataclasses import replace
 
 import torch
 
@@ -97,7 +98,9 @@ def run_pipeline(config: str, device: str, dtype: str, size: int, seconds: float
     from diffusers import AutoencoderKL
 
     from .audio.features import AudioFeatures
-    from .pipeline import SD_VAE_ARCHITECTURE, DiffusersVAECodec, TalkingHeadRequest, generate_talking_head
+    from .face import masks_only_models, prepare_portrait
+    from .pipeline import SD_VAE_ARCHITECTURE, DiffusersVAECodec, EmoCASTPipeline
+    from .text import EmotionConditioning
 
     cfg = getattr(EmoCASTConfig, config)()
     device, torch_dtype = torch.device(device), DTYPES[dtype]
@@ -108,20 +111,19 @@ def run_pipeline(config: str, device: str, dtype: str, size: int, seconds: float
     g = torch.Generator().manual_seed(0)
     frames = max(1, round(seconds * 25))
     padded = -(-frames // cfg.clip_length) * cfg.clip_length
-    latent = size // cfg.latent_factor
     audio = AudioFeatures(torch.randn(padded, cfg.audio_layers, cfg.audio_channels, generator=g), frames, 25.0)
-    request = TalkingHeadRequest(
-        reference=torch.rand(1, 3, size, size, generator=g) * 2 - 1,
-        face_embedding=torch.randn(1, cfg.face_embed_dim, generator=g),
-        face_region=torch.ones(1, 3, size, size),
-        mask_levels=[tuple(torch.rand(1, (latent >> i) ** 2, generator=g) for _ in range(3)) for i in range(4)],
-        audio=audio,
-        text_cond=torch.randn(1, cfg.text_tokens, cfg.cross_attention_dim, generator=g),
-        text_uncond=torch.randn(1, cfg.text_tokens, cfg.cross_attention_dim, generator=g),
-        steps=steps,
-    )
+    # A random picture with a face box and a lip box given as masks (no face models needed).
+    face, lip = torch.zeros(size, size), torch.zeros(size, size)
+    face[size // 8: -size // 8, size // 6: -size // 6] = 1
+    lip[size * 5 // 8: size * 3 // 4, size * 3 // 8: -size * 3 // 8] = 1
+    portrait = prepare_portrait(torch.rand(size, size, 3, generator=g), masks_only_models(), allow_no_face=True,
+                                crop_scale=0, face_mask=face, lip_mask=lip, size=size)
+    portrait = replace(portrait, face_embedding=torch.randn(1, cfg.face_embed_dim, generator=g))
+    text = torch.randn(2, cfg.text_tokens, cfg.cross_attention_dim, generator=g)
+    emotion = EmotionConditioning(prompts=["random"], times_s=[0.0], cond=text[:1], uncond=text[1:])
+    pipe = EmoCASTPipeline(net, DiffusersVAECodec(vae), device=device, dtype=torch_dtype)
     t0 = time.perf_counter()
-    video = generate_talking_head(net, DiffusersVAECodec(vae), request, device=device, dtype=torch_dtype)
+    video = pipe(portrait, audio, emotion, steps=steps)
     synchronize(device)
     elapsed = time.perf_counter() - t0
     result = {

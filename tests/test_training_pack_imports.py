@@ -19,7 +19,7 @@ CASES = [
     ("training.prepare_sources", "expand_preset", "emocast_core.text.presets"),
     ("training.demo.synthetic_faces", "write_mp4", "emocast_core.video.writer"),
     ("training.demo.build", "EmoCASTNet", "emocast_core.models.net"),
-    ("training.demo.generate", "generate_talking_head", "emocast_core.pipeline.talking_head"),
+    ("training.demo.generate", "EmoCASTPipeline", "emocast_core.pipeline.emocast_pipeline"),
     ("training.demo.data", "prepare_portrait", "emocast_core.face.portrait"),
     ("training.demo.encoders", "wav2vec", "emocast_core.audio.wav2vec"),
     ("training.demo.figure", "expand_preset", "emocast_core.text.presets"),

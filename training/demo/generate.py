@@ -16,15 +16,13 @@ from .data import drawn_portrait
 
 if __package__ and __package__.count(".") >= 2:  # inside the pack (see training/_core.py)
     from ...emocast_core.audio import encode_audio, load_wav2vec2
-    from ...emocast_core.pipeline import DiffusersVAECodec
-    from ...emocast_core.pipeline.talking_head import TalkingHeadRequest, generate_talking_head
-    from ...emocast_core.text import load_clip_text, token_ids
+    from ...emocast_core.pipeline import DiffusersVAECodec, EmoCASTPipeline
+    from ...emocast_core.text import EmotionConditioning, load_clip_text, token_ids
     from ...emocast_core.weights import load_checkpoint
 else:
     from emocast_core.audio import encode_audio, load_wav2vec2
-    from emocast_core.pipeline import DiffusersVAECodec
-    from emocast_core.pipeline.talking_head import TalkingHeadRequest, generate_talking_head
-    from emocast_core.text import load_clip_text, token_ids
+    from emocast_core.pipeline import DiffusersVAECodec, EmoCASTPipeline
+    from emocast_core.text import EmotionConditioning, load_clip_text, token_ids
     from emocast_core.weights import load_checkpoint
 
 
@@ -73,10 +71,8 @@ class DemoModel:
         image = torch.from_numpy(np.ascontiguousarray(portrait)).float() / 255
         p = drawn_portrait(image, size=portrait.shape[0])
         features = encode_audio(self.wav2vec, torch.from_numpy(np.asarray(audio, np.float32))[None], sample_rate)
-        request = TalkingHeadRequest(
-            reference=p.image, face_embedding=p.face_embedding, face_region=p.face_region,
-            mask_levels=p.mask_levels_for(self.net.config.latent_factor),
-            audio=features, text_cond=self.encode_caption(caption), text_uncond=self.encode_caption(""),
-            steps=self.steps, guidance=self.guidance, seed=self.seed, motion_scale=self.motion_scale,
-        )
-        return generate_talking_head(self.net, self.codec, request).numpy()
+        emotion = EmotionConditioning(prompts=[caption], times_s=[0.0], cond=self.encode_caption(caption),
+                                      uncond=self.encode_caption(""), source="demo")
+        return EmoCASTPipeline(self.net, self.codec)(
+            p, features, emotion, steps=self.steps, guidance=self.guidance, seed=self.seed,
+            motion_scale=self.motion_scale).numpy()
