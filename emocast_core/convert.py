@@ -26,7 +26,7 @@ def convert(src: str, dst: str, dtype: str = "fp16") -> dict:
     if Path(src).resolve() == Path(dst).resolve():
         raise ValueError("the output must be a different file from the input")
     state, metadata = read_state_dict(src)
-    config = infer_config(state, metadata)
+    config = infer_config(state, metadata, Path(src).name)
     with torch.device("meta"):
         check_keys(state, EmoCASTNet(config), Path(src).name)
     target = DTYPES[dtype]

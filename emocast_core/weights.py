@@ -82,8 +82,9 @@ def describe_keys(keys) -> str:
     return "it looks like an EmoCAST checkpoint of a different size or version"
 
 
-def infer_config(state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> EmoCASTConfig:
-    """The config stored by our converter, else the one implied by the tensor shapes."""
+def infer_config(state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None,
+                 name: str = "the checkpoint") -> EmoCASTConfig:
+    """The config stored by our converter, else the one implied by the tensor shapes (`name`: for errors)."""
     if metadata and CONFIG_METADATA_KEY in metadata:
         return EmoCASTConfig.from_dict(json.loads(metadata[CONFIG_METADATA_KEY]))
     try:
@@ -101,7 +102,8 @@ def infer_config(state: dict[str, torch.Tensor], metadata: dict[str, str] | None
         )
         pe = state[f"{unet}mid_block.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.0.pos_encoder.pe"]
     except KeyError as err:
-        raise CheckpointError(f"missing key {err.args[0]}: {describe_keys(state)}") from err
+        raise CheckpointError(f"{name} is not an EmoCAST checkpoint (missing key {err.args[0]}): "
+                              f"{describe_keys(state)}") from err
     cfg = EmoCASTConfig.official().with_(
         block_out_channels=channels,
         layers_per_block=layers,
@@ -165,7 +167,7 @@ def load_checkpoint(
     """(networks, bundled autoencoder or None): built on the meta device, the file's weights assigned, cast to `dtype`."""
     state, metadata = read_state_dict(path)
     vae_state = {k[len(VAE_PREFIX):]: state.pop(k) for k in [k for k in state if k.startswith(VAE_PREFIX)]}
-    config = config or infer_config(state, metadata)
+    config = config or infer_config(state, metadata, Path(path).name)
     with torch.device("meta"):
         net = EmoCASTNet(config)
     check_keys(state, net, Path(path).name)

@@ -34,9 +34,8 @@ class AudioEmotiveEncode(io.ComfyNode):
             description="Speech -> wav2vec2 features per video frame, as official EmoCAST computes them "
                         "(optional vocal separation, 16 kHz mono, all 12 layers, padded to 16-frame clips).",
             inputs=[
-                io.Audio.Input("audio", tooltip="The driving speech. Batch item 0 is used; channels are mixed to "
-                                                "mono and resampled to 16 kHz. Up to 60 s is encoded in one pass "
-                                                "like the official code; longer audio in overlapping 30 s chunks."),
+                io.Audio.Input("audio", tooltip="The driving speech: batch item 0, mixed to mono and resampled to "
+                                                "16 kHz. Audio over 60 s is encoded in overlapping 30 s chunks."),
                 io.Combo.Input("wav2vec_model", options=models, default=models[0],
                                tooltip="A Hugging Face wav2vec2 folder in models/wav2vec2/ (config.json, "
                                        "model.safetensors or pytorch_model.bin, preprocessor_config.json). "
@@ -45,9 +44,8 @@ class AudioEmotiveEncode(io.ComfyNode):
                                tooltip="Frame rate of the video to generate: one feature row per frame. "
                                        "EmoCAST was trained at 25 fps; other rates change the lip timing."),
                 io.Boolean.Input("separate_vocals", default=False,
-                                 tooltip=f"Isolate the voice first with the MDX-Net model {SEPARATOR_FILE}, as the "
-                                         "official pipeline does (helps with music or noise under the speech). "
-                                         "Needs the optional package onnxruntime (or onnxruntime-gpu) and "
+                                 tooltip=f"Isolate the voice first with the MDX-Net model {SEPARATOR_FILE} (helps "
+                                         "with music or noise under the speech). Needs onnxruntime and "
                                          f"models/audio_separator/{SEPARATOR_FILE}."),
             ],
             outputs=[sockets.AudioFeatures.Output(display_name="audio_features")],
@@ -55,28 +53,23 @@ class AudioEmotiveEncode(io.ComfyNode):
 
     @classmethod
     def execute(cls, audio, wav2vec_model, fps, separate_vocals) -> io.NodeOutput:
-        try:
-            waveform, rate = _first_item(audio)
-            bundle = load_wav2vec2(wav2vec_folder(wav2vec_model), device=mm.unet_offload_device(),
-                                   dtype=torch.float32)
-            device = mm.get_torch_device()
-            bar = comfy.utils.ProgressBar(_BAR_STEPS)
-            separator = None
-            if separate_vocals:
-                # An onnxruntime session is not a torch module ComfyUI could move: free room for it
-                # first; it is dropped (and its memory returned) when this run ends.
-                free_for(_SEPARATOR_BYTES, device)
-                separator = MdxVocalSeparator.from_onnx(_separator_path(), use_cuda=device.type == "cuda",
-                                                        progress=_progress(bar, 0, _BAR_STEPS // 2))
-            encode_span = (_BAR_STEPS // 2, _BAR_STEPS) if separate_vocals else (0, _BAR_STEPS)
-            source = {"waveform": audio["waveform"][:1], "sample_rate": rate}
-            load_wav2vec2_for_inference(bundle.model, waveform.shape[-1] / rate)
-            features = encode_audio(bundle, waveform, rate, fps=fps, source_audio=source,
-                                    separator=separator, progress=_progress(bar, *encode_span))
-        except (ValueError, FileNotFoundError, RuntimeError) as e:
-            if type(e) not in (ValueError, FileNotFoundError, RuntimeError):
-                raise  # e.g. torch's OutOfMemoryError: ComfyUI handles it by type
-            raise type(e)(f"EmoCAST Audio Encode: {e}") from e
+        waveform, rate = _first_item(audio)
+        bundle = load_wav2vec2(wav2vec_folder(wav2vec_model), device=mm.unet_offload_device(),
+                               dtype=torch.float32)
+        device = mm.get_torch_device()
+        bar = comfy.utils.ProgressBar(_BAR_STEPS)
+        separator = None
+        if separate_vocals:
+            # An onnxruntime session is not a torch module ComfyUI could move: free room for it
+            # first; it is dropped (and its memory returned) when this run ends.
+            free_for(_SEPARATOR_BYTES, device)
+            separator = MdxVocalSeparator.from_onnx(_separator_path(), use_cuda=device.type == "cuda",
+                                                    progress=_progress(bar, 0, _BAR_STEPS // 2))
+        encode_span = (_BAR_STEPS // 2, _BAR_STEPS) if separate_vocals else (0, _BAR_STEPS)
+        source = {"waveform": audio["waveform"][:1], "sample_rate": rate}
+        load_wav2vec2_for_inference(bundle.model, waveform.shape[-1] / rate)
+        features = encode_audio(bundle, waveform, rate, fps=fps, source_audio=source,
+                                separator=separator, progress=_progress(bar, *encode_span))
         bar.update_absolute(_BAR_STEPS)
         return io.NodeOutput(features)
 

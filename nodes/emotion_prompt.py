@@ -7,7 +7,7 @@ from comfy_api.latest import io
 
 import comfy.model_management as mm
 
-from ..emocast_core.text import PRESET_NAMES, SCHEDULE_FORMAT, encode_emotion, load_clip_text
+from ..emocast_core.text import PRESET_NAMES, encode_emotion, load_clip_text
 from . import sockets
 from .clip_text_source import ComfyClipTextEncoder
 from .model_folders import list_model_dirs, resolve_model_dir
@@ -30,10 +30,12 @@ class EmotionPromptEncode(io.ComfyNode):
                                tooltip="A MEAD emotion as a ready-made sentence, or 'custom' to use the prompt."),
                 io.String.Input("prompt", multiline=True, dynamic_prompts=False,  # `|` is our separator
                                 default="A person is talking with happy emotion.",
-                                tooltip="Used when preset is 'custom'. No (word:1.2) weighting.\n" + SCHEDULE_FORMAT),
+                                tooltip="Used when preset is 'custom': one emotion, or keyframes such as "
+                                        "'0s: calm and gentle | 2.5s: furious, shouting'. No (word:1.2) "
+                                        "weighting; at most 77 CLIP tokens per emotion."),
                 io.Float.Input("transition_seconds", default=0.5, min=0.0, max=30.0, step=0.05,
-                               tooltip="Length of the blend into each keyframe's emotion, ending at its time. "
-                                       "0 = hard cut. Unused with a single emotion."),
+                               tooltip="Length of the blend into each keyframe's emotion, ending at its time "
+                                       "(0: a hard cut). Unused with a single emotion."),
                 io.Clip.Input("clip", optional=True,
                               tooltip="The CLIP of an SD1.5 checkpoint (its CLIP-L is the official text encoder). "
                                       "Used when text_encoder is '(use clip input)'; CLIPSetLastLayer is ignored."),
@@ -49,11 +51,8 @@ class EmotionPromptEncode(io.ComfyNode):
     @classmethod
     def execute(cls, preset, prompt, transition_seconds, text_encoder, clip=None) -> io.NodeOutput:
         schedule = prompt if preset == "custom" else preset
-        try:
-            encoder = text_encoder_for(text_encoder, clip)
-            emotion = encode_emotion(schedule, encoder, transition_seconds)
-        except (ValueError, FileNotFoundError) as e:
-            raise type(e)(f"EmoCAST Emotion Prompt: {e}") from e
+        encoder = text_encoder_for(text_encoder, clip)
+        emotion = encode_emotion(schedule, encoder, transition_seconds)
         return io.NodeOutput(emotion)
 
 
@@ -64,6 +63,6 @@ def text_encoder_for(text_encoder: str, clip):
         # Any width: small demo models bring their own encoder; the sampler checks it against the model.
         return load_clip_text(path, device=mm.text_encoder_device(), dtype=torch.float32, expected_hidden=None)
     if clip is None:
-        raise ValueError("no text encoder: connect the clip input (e.g. from Load Checkpoint with SD1.5) "
-                         "or choose a folder of models/text_encoders/ in text_encoder.")
+        raise ValueError(f"clip: not connected, and text_encoder is {USE_CLIP!r}. Connect a CLIP (e.g. from "
+                         "Load Checkpoint with SD1.5) or choose a folder of models/text_encoders/ in text_encoder.")
     return ComfyClipTextEncoder(clip, expected_hidden=CLIP_L_HIDDEN)

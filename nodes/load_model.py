@@ -10,12 +10,15 @@ from ..emocast_core.weights import DTYPES, load_checkpoint
 from . import sockets
 from .model_folders import resolve_model_file
 from .model_handle import EmoCASTModel
+from .safe_paths import shown
 
 NO_FILES = "(no files in models/emocast)"
 
 
 def resolve_dtype(choice: str, device: torch.device) -> torch.dtype:
     if choice != "auto":
+        if choice not in DTYPES:
+            raise ValueError(f"dtype: {shown(choice)} is not one of auto, {', '.join(DTYPES)}; choose one from the list")
         return DTYPES[choice]
     if device.type == "cuda":
         return torch.bfloat16 if mm.should_use_bf16(device) and not mm.should_use_fp16(device) else torch.float16
@@ -45,15 +48,9 @@ class LoadEmoCAST(io.ComfyNode):
     def execute(cls, checkpoint: str, dtype: str) -> io.NodeOutput:
         if checkpoint == NO_FILES:
             raise FileNotFoundError(
-                "Load EmoCAST: no checkpoint in models/emocast/. Download net.pth from Hugging Face "
+                "checkpoint: no file in models/emocast/. Download net.pth from Hugging Face "
                 "Jmaomao/EmoCAST and put it in ComfyUI/models/emocast/ (see README 'Model files').")
-        try:
-            path = resolve_model_file("emocast", checkpoint, "checkpoint")
-        except FileNotFoundError as err:
-            raise FileNotFoundError(f"Load EmoCAST: {err}") from None
+        path = resolve_model_file("emocast", checkpoint, "checkpoint")
         torch_dtype = resolve_dtype(dtype, mm.get_torch_device())
-        try:
-            net, vae = load_checkpoint(path, dtype=torch_dtype, device=mm.unet_offload_device())
-        except ValueError as err:
-            raise ValueError(f"Load EmoCAST: {err}") from err
+        net, vae = load_checkpoint(path, dtype=torch_dtype, device=mm.unet_offload_device())
         return io.NodeOutput(EmoCASTModel.wrap(net, torch_dtype, checkpoint, vae=vae))

@@ -78,20 +78,16 @@ class EmoCASTPortraitPrep(io.ComfyNode):
                                tooltip="Face box = the landmark face outline's box times this (official 1.2). "
                                        "Larger lets more of the head move with the expression branch."),
                 io.Float.Input("crop_scale", default=DEFAULT_CROP_SCALE, min=0.0, max=6.0, step=0.05,
-                               tooltip="Side of the square crop / size of the detected face box. 2.5 makes the head "
-                                       "fill about half the frame with some shoulders (upstream asks for a face "
-                                       "of 50-70% of the image); smaller zooms in. 0 = no crop: the "
-                                       "whole image is resized to the resolution like the official script (pre-crop it "
-                                       "square yourself)."),
+                               tooltip="Side of the square crop / size of the face box: 2.5 makes the head about "
+                                       "half the frame, smaller zooms in. 0: no crop, the whole image is resized "
+                                       "(pre-crop it square)."),
                 io.Boolean.Input("allow_no_face", default=False,
                                  tooltip="If no face is found: on = use the whole image with a zero identity "
                                          "embedding (official fallback); off = stop with an error."),
                 io.Combo.Input("insightface_dir", options=[*list_insightface_dirs(), MASKS_ONLY_CHOICE],
-                               tooltip="Folder in models/insightface/models/ with scrfd_10g_bnkps.onnx and "
-                                       "glintr100.onnx (the InsightFace antelopev2 pack). Needs onnxruntime "
-                                       "(or onnxruntime-gpu). 'none' detects nothing: the whole image (or a "
-                                       "crop around face_mask) with a zero identity and the masks as regions, "
-                                       "for drawn faces such as the demo model's."),
+                               tooltip="The antelopev2 folder in models/insightface/models/ (needs onnxruntime). "
+                                       "'none' detects nothing: zero identity and the masks as regions, for drawn "
+                                       "faces."),
                 io.Int.Input("resolution", default=MODEL_SIZE, min=64, max=1024, step=64,
                              tooltip="Side of the square frames the model generates. 512 is what EmoCAST was "
                                      "trained at (use it with the official weights); smaller is much faster "
@@ -118,20 +114,20 @@ class EmoCASTPortraitPrep(io.ComfyNode):
     @classmethod
     def execute(cls, image, face_expand_ratio, crop_scale, allow_no_face, insightface_dir, resolution=MODEL_SIZE,
                 face_mask=None, lip_mask=None) -> io.NodeOutput:
-        if image.ndim == 4 and image.shape[0] > 1:
+        if getattr(image, "ndim", 0) == 4 and image.shape[0] > 1:
             log.info("%s: using the first of %d images", NODE_NAME, image.shape[0])
-        try:
-            if insightface_dir == MASKS_ONLY_CHOICE:  # no detector: zero identity, regions from the masks
-                models, allow_no_face = masks_only_models(), True
-            else:
-                folder = resolve_insightface_dir(insightface_dir)
-                models = load_face_models(folder, find_landmarker(folder),
-                                          prefer_cuda=mm.get_torch_device().type == "cuda")
-            portrait = prepare_portrait(image, models, face_expand_ratio=face_expand_ratio, crop_scale=crop_scale,
-                                        allow_no_face=allow_no_face, face_mask=face_mask, lip_mask=lip_mask,
-                                        size=resolution)
-        except (ValueError, FileNotFoundError, ModuleNotFoundError) as e:
-            raise type(e)(f"{NODE_NAME}: {e}") from e
+        if resolution < 64 or resolution % 64:
+            raise ValueError(f"resolution must be a multiple of 64 from 64 (512 for the official weights), "
+                             f"got {resolution}")
+        if insightface_dir == MASKS_ONLY_CHOICE:  # no detector: zero identity, regions from the masks
+            models, allow_no_face = masks_only_models(), True
+        else:
+            folder = resolve_insightface_dir(insightface_dir)
+            models = load_face_models(folder, find_landmarker(folder),
+                                      prefer_cuda=mm.get_torch_device().type == "cuda")
+        portrait = prepare_portrait(image, models, face_expand_ratio=face_expand_ratio, crop_scale=crop_scale,
+                                    allow_no_face=allow_no_face, face_mask=face_mask, lip_mask=lip_mask,
+                                    size=resolution)
         preview = render_preview(portrait.image_01, portrait.face_blur, portrait.lip_blur,
                                  portrait.frame_box(portrait.face_box), portrait.frame_box(portrait.lip_box))[None]
         return io.NodeOutput(portrait, preview, portrait.face_mask_in_source()[None],

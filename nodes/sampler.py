@@ -7,27 +7,11 @@ import comfy.model_management as mm
 import comfy.utils
 from comfy_api.latest import io
 
-from ..emocast_core.pipeline import DiffusersVAECodec, TalkingHeadRequest, generate_talking_head
+from ..emocast_core.pipeline import DiffusersVAECodec, EmoCASTPipeline
 from . import sockets
 from .vae_codec import ComfyVAECodec
 
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
-
-
-def _check_compatible(model, portrait, audio, emotion) -> None:
-    cfg = model.net.config
-    layers, channels = audio.hidden_states.shape[1:]
-    if (layers, channels) != (cfg.audio_layers, cfg.audio_channels):
-        raise ValueError(
-            f"EmoCAST Sampler: the audio features are {layers} layers x {channels} channels but the model expects "
-            f"{cfg.audio_layers} x {cfg.audio_channels}; encode the audio with the wav2vec2 model that goes with it")
-    if emotion.cond.shape[-1] != cfg.cross_attention_dim:
-        raise ValueError(
-            f"EmoCAST Sampler: the emotion text is {emotion.cond.shape[-1]}-wide but the model expects "
-            f"{cfg.cross_attention_dim} (CLIP ViT-L/14 for the official weights)")
-    if portrait.face_embedding.shape[-1] != cfg.face_embed_dim:
-        raise ValueError(f"EmoCAST Sampler: face embedding of {portrait.face_embedding.shape[-1]} values, "
-                         f"the model expects {cfg.face_embed_dim}")
 
 
 def _codec(model, vae):
@@ -36,7 +20,7 @@ def _codec(model, vae):
         return ComfyVAECodec(vae)
     if model.vae is not None:
         return DiffusersVAECodec(model.vae, scale=model.vae.config.scaling_factor)
-    raise ValueError("EmoCAST Sampler: connect a VAE (sd-vae-ft-mse through Load VAE); this checkpoint does not "
+    raise ValueError("vae: connect a VAE (sd-vae-ft-mse through Load VAE); this checkpoint does not "
                      "bundle an autoencoder")
 
 
@@ -92,25 +76,10 @@ class EmoCASTSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, portrait, audio_features, emotion, seed, steps, cfg, pose_weight, face_weight,
                 lip_weight, paste_back, feather, vae=None) -> io.NodeOutput:
-        _check_compatible(model, portrait, audio_features, emotion)
-        codec = _codec(model, vae)
         audio = audio_features
-        padded = audio.num_clips * audio.clip_length
-        per_frame = None if emotion.is_constant else emotion.per_frame(padded, audio.fps)
-        request = TalkingHeadRequest(
-            reference=portrait.image,
-            face_embedding=portrait.face_embedding,
-            face_region=portrait.face_region,
-            mask_levels=portrait.mask_levels_for(model.net.config.latent_factor),
-            audio=audio,
-            text_cond=emotion.cond[:1],
-            text_uncond=emotion.uncond,
-            emotion_per_frame=per_frame,
-            steps=steps,
-            guidance=cfg,
-            seed=seed,
-            motion_scale=(pose_weight, face_weight, lip_weight),
-        )
+        pipe = EmoCASTPipeline(model.net, _codec(model, vae), dtype=model.dtype)
+        pipe.check_inputs(portrait, audio, emotion, steps, cfg)  # before anything moves to the GPU
+        device = pipe.device = model.load_to_device()
         total = audio.num_clips * steps
         bar = comfy.utils.ProgressBar(total)
 
@@ -122,13 +91,11 @@ class EmoCASTSampler(io.ComfyNode):
             # The VAE may have pushed the networks off the GPU between clips.
             model.load_to_device()
 
-        device = model.load_to_device()
         if model.vae is not None and vae is None:
             model.vae.to(device)
-        frames = generate_talking_head(
-            model.net, codec, request, device=device, dtype=model.dtype, on_step=on_step,
-            before_clip=before_clip, after_clip=lambda _c: mm.soft_empty_cache(),
-        )
+        frames = pipe(portrait, audio, emotion, steps=steps, guidance=cfg, seed=seed,
+                      motion_scale=(pose_weight, face_weight, lip_weight), on_step=on_step,
+                      before_clip=before_clip, after_clip=lambda _c: mm.soft_empty_cache())
         images = frames.float() / 255
         if paste_back:
             from ..emocast_core.face import paste_back as paste

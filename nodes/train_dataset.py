@@ -52,7 +52,8 @@ def videos_folder(videos_dir: str) -> Path:
 def cache_folder(cache_name: str) -> Path:
     name = cache_name.strip()
     if not name or name.startswith(".") or any(c in name for c in "/\\:"):
-        raise ValueError(f"cache_name must be a plain folder name, got {shown(cache_name)}")
+        raise ValueError(f"cache_name must be a plain folder name such as 'emocast_dataset' (no /, \\ or :, no "
+                         f"leading dot), got {shown(cache_name)}")
     check_filename_prefix(name, "cache_name")
     return Path(folder_paths.get_output_directory()) / DATASETS_FOLDER / name
 
@@ -80,10 +81,8 @@ class EmoCASTPrepareDataset(io.ComfyNode):
             inputs=[
                 io.String.Input("videos_dir", default="emocast_videos",
                                 tooltip=f"Folder of talking videos ({' '.join(VIDEO_EXTENSIONS)}, with sound) "
-                                        "inside ComfyUI's input folder. Describe each in "
-                                        "<name>.txt (optional first line 'emotion: angry', then the caption) or "
-                                        f"in {METADATA} ({{\"file\", \"caption\", \"emotion\"}} per line; it "
-                                        "wins over .txt)."),
+                                        "inside ComfyUI's input folder. Caption each in <name>.txt or "
+                                        f"{METADATA}."),
                 io.String.Input("cache_name", default="emocast_dataset",
                                 tooltip=f"The cache is written to output/{DATASETS_FOLDER}/<cache_name>/. Reuse "
                                         "the name to add videos; a new name for other settings."),
@@ -104,8 +103,7 @@ class EmoCASTPrepareDataset(io.ComfyNode):
                                      "at the resolution you will generate."),
                 io.Float.Input("crop_scale", default=DEFAULT_CROP_SCALE, min=0.0, max=6.0, step=0.05,
                                tooltip="Crop side / face size, as in Portrait Prep (2.5: head about half the "
-                                       "frame). 0 = the whole frame. Found on the first frame with a face and "
-                                       "used for every frame."),
+                                       "frame; 0: the whole frame). One crop per video, from its first face."),
                 io.Float.Input("max_seconds", default=10.0, min=0.0, max=600.0, step=0.5,
                                tooltip="Longer videos are cut into equal clips of at most this many seconds "
                                        "(<name>_000, <name>_001, ...) to bound memory. 0 = never cut."),
@@ -133,34 +131,31 @@ class EmoCASTPrepareDataset(io.ComfyNode):
     @classmethod
     def execute(cls, videos_dir, cache_name, vae, wav2vec_model, text_encoder, insightface_dir, resolution,
                 crop_scale, max_seconds, clip=None) -> io.NodeOutput:
-        try:
-            source, root = videos_folder(videos_dir), cache_folder(cache_name)
-            if not source.is_dir():
-                raise FileNotFoundError(f"videos_dir {source} is not a folder: give a folder of talking videos, "
-                                        "absolute or relative to ComfyUI's input folder")
-            face_dir = resolve_insightface_dir(insightface_dir)
-            device = mm.get_torch_device()
-            models = PrepareModels(
-                vae=ComfyVAECodec(vae),
-                wav2vec=load_wav2vec2(wav2vec_folder(wav2vec_model), device=mm.unet_offload_device(),
-                                      dtype=torch.float32),
-                text=text_encoder_for(text_encoder, clip),
-                face=load_face_models(face_dir, find_landmarker(face_dir), prefer_cuda=device.type == "cuda"))
-            config = PrepareConfig(resolution=resolution, crop_scale=crop_scale, max_seconds=max_seconds)
-            bar = comfy.utils.ProgressBar(1)
+        source, root = videos_folder(videos_dir), cache_folder(cache_name)
+        if not source.is_dir():
+            raise FileNotFoundError(f"videos_dir: {shown(videos_dir)} is not a folder; give a folder of talking "
+                                    "videos inside ComfyUI's input folder, by its name there")
+        face_dir = resolve_insightface_dir(insightface_dir)
+        device = mm.get_torch_device()
+        models = PrepareModels(
+            vae=ComfyVAECodec(vae),
+            wav2vec=load_wav2vec2(wav2vec_folder(wav2vec_model), device=mm.unet_offload_device(),
+                                  dtype=torch.float32),
+            text=text_encoder_for(text_encoder, clip),
+            face=load_face_models(face_dir, find_landmarker(face_dir), prefer_cuda=device.type == "cuda"))
+        config = PrepareConfig(resolution=resolution, crop_scale=crop_scale, max_seconds=max_seconds)
+        bar = comfy.utils.ProgressBar(1)
 
-            def progress(done: int, total: int) -> None:
-                mm.throw_exception_if_processing_interrupted()
-                bar.update_absolute(done, max(total, 1))
+        def progress(done: int, total: int) -> None:
+            mm.throw_exception_if_processing_interrupted()
+            bar.update_absolute(done, max(total, 1))
 
-            # Videos are cut to max_seconds, so one pass never exceeds that much audio.
-            load_wav2vec2_for_inference(models.wav2vec.model, max_seconds)
-            report = prepare_dataset(source, root, models, config, progress=progress)
-            clips = report.existing + report.prepared
-            if not clips:
-                raise ValueError(f"no video became training data:\n{report.summary()}")
-        except (ValueError, FileNotFoundError, ModuleNotFoundError) as e:
-            raise type(e)(f"{NODE_NAME}: {e}") from e
+        # Videos are cut to max_seconds, so one pass never exceeds that much audio.
+        load_wav2vec2_for_inference(models.wav2vec.model, max_seconds)
+        report = prepare_dataset(source, root, models, config, progress=progress)
+        clips = report.existing + report.prepared
+        if not clips:
+            raise ValueError(f"videos_dir: no video became training data:\n{report.summary()}")
         dataset = {"path": str(root), "clips": sorted(clips), "prepared": len(report.prepared),
                    "existing": len(report.existing), "skipped": len(report.skipped), **report.config}
         summary = report.summary()

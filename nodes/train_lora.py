@@ -41,17 +41,15 @@ class TrainingRun:
 def dataset_path(dataset) -> str:
     """The training cache folder of an EMOCAST_DATASET (EmoCAST Prepare Training Data's dict)."""
     if not isinstance(dataset, dict) or not dataset.get("path"):
-        raise ValueError("EmoCAST Train LoRA: the dataset input is not from EmoCAST Prepare Training Data")
+        raise ValueError("dataset: connect the dataset output of EmoCAST Prepare Training Data")
     return str(dataset["path"])
 
 
 def run_folder(run_name: str, stage: str) -> Path:
     if not run_name or os.path.isabs(run_name) or ".." in Path(run_name).parts:
-        raise ValueError(f"EmoCAST Train LoRA: run_name must be a relative folder name, got {shown(run_name)}")
-    try:
-        check_filename_prefix(run_name, "run_name")
-    except ValueError as e:
-        raise ValueError(f"EmoCAST Train LoRA: {e}") from None
+        raise ValueError(f"run_name must be a relative folder name under ComfyUI's output/ (e.g. 'emocast_lora/run'), "
+                         f"got {shown(run_name)}")
+    check_filename_prefix(run_name, "run_name")
     return Path(folder_paths.get_output_directory()) / run_name / stage
 
 
@@ -146,8 +144,6 @@ class EmoCASTTrainLoRA(io.ComfyNode):
                                      stages=trainer.prior_stages + [trainer.stage_record()],
                                      steps=trainer.total_steps, run_dir=str(folder))
                 history = list(trainer.loss_history)
-        except (ValueError, FileNotFoundError) as err:
-            raise type(err)(f"EmoCAST Train LoRA: {err}") from err
         finally:
             if trainer is not None:
                 trainer.close()
@@ -177,10 +173,7 @@ class EmoCASTSaveLoRA(io.ComfyNode):
 
     @classmethod
     def execute(cls, trainer: TrainingRun, filename_prefix: str) -> io.NodeOutput:
-        try:
-            check_filename_prefix(filename_prefix)
-        except ValueError as e:
-            raise ValueError(f"EmoCAST Save LoRA: {e}") from None
+        check_filename_prefix(filename_prefix)
         loras = folder_paths.get_folder_paths("loras")[0]
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
             f"{filename_prefix}_{trainer.steps}_steps", loras)

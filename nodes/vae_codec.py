@@ -9,7 +9,8 @@ from ..emocast_core.pipeline import SD_LATENT_SCALE
 class ComfyVAECodec:
     def __init__(self, vae, scale: float = SD_LATENT_SCALE):
         if getattr(vae, "latent_channels", 4) != 4 or getattr(vae, "downscale_ratio", 8) != 8:
-            raise ValueError("EmoCAST needs an SD1.x VAE (4 latent channels, 8x downscale), e.g. sd-vae-ft-mse")
+            raise ValueError("vae: EmoCAST needs an SD1.x VAE (4 latent channels, 8x downscale); load sd-vae-ft-mse "
+                             "with Load VAE")
         self.vae, self.scale = vae, scale
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:

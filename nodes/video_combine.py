@@ -49,13 +49,12 @@ class VideoCombine(io.ComfyNode):
 
     @classmethod
     def execute(cls, images, fps, filename_prefix, quality, audio=None) -> io.NodeOutput:
-        if images.ndim != 4:
-            raise ValueError(f"{NODE_NAME}: images must be an IMAGE batch [T,H,W,3], got {list(images.shape)}")
+        if getattr(images, "ndim", None) != 4:
+            got = list(images.shape) if hasattr(images, "shape") else type(images).__name__
+            raise ValueError(f"images: expected an IMAGE batch [T,H,W,3], got {got}; connect an IMAGE output "
+                             "such as the sampler's images")
         wave, rate = _first_audio(audio)
-        try:
-            check_filename_prefix(filename_prefix)
-        except ValueError as e:
-            raise ValueError(f"{NODE_NAME}: {e}") from None
+        check_filename_prefix(filename_prefix)
         frames, height, width = (int(n) for n in images.shape[:3])
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
             filename_prefix, folder_paths.get_output_directory(), width, height)
@@ -69,11 +68,8 @@ class VideoCombine(io.ComfyNode):
             comfy.model_management.throw_exception_if_processing_interrupted()
             bar.update_absolute(done, total)
 
-        try:
-            write_mp4(path, images, fps, audio=wave, sample_rate=rate, quality=quality,
-                      metadata=_metadata(cls.hidden), frame_callback=on_frame)
-        except ValueError as e:
-            raise ValueError(f"{NODE_NAME}: {e}") from e
+        write_mp4(path, images, fps, audio=wave, sample_rate=rate, quality=quality,
+                  metadata=_metadata(cls.hidden), frame_callback=on_frame)
         return io.NodeOutput(InputImpl.VideoFromFile(path),
                              ui=ui.PreviewVideo([ui.SavedResult(file, subfolder, io.FolderType.output)]))
 
@@ -85,7 +81,8 @@ def _first_audio(audio):
     waveform = audio.get("waveform") if isinstance(audio, dict) else None
     if waveform is None or waveform.ndim != 3 or waveform.shape[0] == 0:
         shape = None if waveform is None else list(waveform.shape)
-        raise ValueError(f"{NODE_NAME}: audio must be an AUDIO with waveform [B,C,N] and B >= 1, got {shape}")
+        raise ValueError(f"audio: expected an AUDIO with waveform [B,C,N] and B >= 1, got {shape}; connect an "
+                         "AUDIO output such as Load Audio's, or leave the input empty")
     return waveform[0], audio.get("sample_rate")
 
 

@@ -64,7 +64,7 @@ def test_run_gives_portrait_preview_and_mask(node):
 
 
 def test_user_errors_are_clear(node, module):
-    with pytest.raises(ValueError, match="EmoCAST Portrait Prep: No face found in image.*allow_no_face"):
+    with pytest.raises(ValueError, match="^No face found in image.*allow_no_face"):
         run(node, image=torch.full((1, 200, 200, 3), 0.5))
     portrait = run(node, image=torch.full((1, 200, 200, 3), 0.5), allow_no_face=True).result[0]
     assert float(portrait.face_embedding.abs().sum()) == 0

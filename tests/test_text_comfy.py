@@ -229,7 +229,7 @@ def test_node_encodes_from_either_source(node, ep, clip, hf):
 
 
 def test_node_errors(node, ep):
-    with pytest.raises(ValueError, match="EmoCAST Emotion Prompt: no text encoder: connect the clip input"):
+    with pytest.raises(ValueError, match="^clip: not connected.*Connect a CLIP"):
         node.execute("happy", "", 0.5, ep.USE_CLIP)
     with pytest.raises(FileNotFoundError, match="'clip-gone'"):
         node.execute("happy", "", 0.5, "clip-gone")

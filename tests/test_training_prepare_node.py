@@ -94,15 +94,15 @@ def test_prepares_a_folder_with_a_comfy_vae(node, module, comfy_vae, videos):
 
 
 def test_clear_errors(node, module, comfy_vae, videos, tmp_path):
-    with pytest.raises(ValueError, match="Prepare Training Data: videos_dir: .* is not inside ComfyUI's input folder"):
+    with pytest.raises(ValueError, match="^videos_dir: .* is not inside ComfyUI's input folder"):
         run(node, comfy_vae, videos_dir=str(tmp_path))
     with pytest.raises(ValueError, match="videos_dir: '../output' is not inside"):
         run(node, comfy_vae, videos_dir="../output")
     tmp_path = videos
-    with pytest.raises(FileNotFoundError, match="Prepare Training Data: videos_dir .*not a folder"):
+    with pytest.raises(FileNotFoundError, match="^videos_dir: .*is not a folder"):
         run(node, comfy_vae, videos_dir=str(tmp_path / "missing"))
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(ValueError, match="Prepare Training Data: no videos"):
+    with pytest.raises(ValueError, match="^no videos"):
         run(node, comfy_vae, videos_dir=str(tmp_path))
     with pytest.raises(ValueError, match="cache_name must be a plain folder name"):
         run(node, comfy_vae, videos_dir=str(tmp_path), cache_name="../escape")
