@@ -20,9 +20,9 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..training.lora import save_lora
+from ..training.runner import open_stage, run_stage
 from ..training.stages import STAGE_ORDER
-from ..training.state import latest_checkpoint
-from ..training.trainer import EmoCASTTrainer, TrainConfig
+from ..training.train_config import TrainConfig
 from . import sockets
 from .safe_paths import check_filename_prefix, shown
 
@@ -127,19 +127,11 @@ class EmoCASTTrainLoRA(io.ComfyNode):
         trainer = None
         try:
             with torch.inference_mode(False):
-                latest = latest_checkpoint(checkpoints) if resume else None
-                if latest is not None:
-                    trainer = EmoCASTTrainer.resume(model.net, dataset_path(dataset), latest, device=device,
-                                                    expected=config)
-                else:
-                    trainer = EmoCASTTrainer(model.net, dataset_path(dataset), config,
-                                             prior_lora=previous.lora if previous else None,
-                                             prior_stages=previous.stages if previous else None, device=device)
+                trainer = open_stage(model.net, dataset_path(dataset), config, checkpoints, resume=resume,
+                                     prior_lora=previous.lora if previous else None,
+                                     prior_stages=previous.stages if previous else None, device=device)
                 bar.update_absolute(min(trainer.step, steps), steps)
-                if trainer.step < steps:
-                    trainer.run(steps - trainer.step, on_step=on_step, checkpoint_dir=checkpoints,
-                                checkpoint_every=save_every)
-                    trainer.save_checkpoint(checkpoints)  # the end state, so more steps continue exactly
+                run_stage(trainer, steps, checkpoints, every=save_every, on_step=on_step)
                 result = TrainingRun(lora=trainer.lora_state_dict(), metadata=trainer.lora_metadata(),
                                      stages=trainer.prior_stages + [trainer.stage_record()],
                                      steps=trainer.total_steps, run_dir=str(folder))

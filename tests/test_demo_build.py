@@ -13,7 +13,7 @@ from emocast_core.weights import load_checkpoint
 from training.demo import AUDIO_DIR, MODEL_FILE, TEXT_DIR
 from training.demo import baseline, build
 from training.demo.generate import DemoModel
-from training.demo.pretrain import in_group
+from training.stages import in_full_weight_group as in_group
 from training.demo.toybench import build_cases
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("espeak-ng") is None,

@@ -45,7 +45,7 @@ def test_two_ranks_hold_identical_lora_and_resume_exactly(tmp_path):
         main, doc = read(checkpoints / f"checkpoint_{step:08d}.safetensors")
         other, other_doc = read(checkpoints / f"checkpoint_{step:08d}.rank1.safetensors")
         lora = {k[5:]: v for k, v in main.items() if k.startswith("lora/")}
-        assert doc["lora_sha256"] == fingerprint(lora) == other_doc["lora_sha256"]
+        assert doc["trained_sha256"] == fingerprint(lora) == other_doc["trained_sha256"]
         # Each rank draws its own samples: their sampler streams differ.
         assert not torch.equal(main["rng/gen/sampler"], other["rng/gen/sampler"])
         return lora

@@ -127,10 +127,14 @@ def write_clip(root: str | os.PathLike, clip_id: str, clip: PreparedClip, dtype=
 
 
 class ClipCache(torch.utils.data.Dataset):
-    """Random training windows from a cache folder; index with `WindowKey(clip, seed)`."""
+    """Random training windows from a cache folder; index with `WindowKey(clip, seed)`.
+
+    `references` (clip folder name -> latent [C, h, w]) replaces each clip's reference frame by a
+    fixed one, e.g. the identity's neutral face (the demo model learns expressions from the text).
+    """
 
     def __init__(self, root: str | os.PathLike, frames: int, motion_frames: int = 2, sample_margin: int = 30,
-                 audio_window: int = 5):
+                 audio_window: int = 5, references: dict[str, torch.Tensor] | None = None):
         self.root = Path(root)
         if not (self.root / INDEX).is_file():
             raise FileNotFoundError(f"no training cache at {self.root} ({INDEX} missing): prepare the dataset first")
@@ -158,6 +162,12 @@ class ClipCache(torch.utils.data.Dataset):
         if not self.clips:
             raise ValueError(f"no clip in {self.root} has the {frames + motion_frames} frames a window needs "
                              f"({len(self.skipped)} too short): use fewer frames or longer clips")
+        self.references = None
+        if references is not None:
+            missing = [c.name for c in self.clips if c.name not in references]
+            if missing:
+                raise ValueError(f"references: no reference latent for clip {missing[0]} of {self.root}")
+            self.references = [references[c.name] for c in self.clips]
         self.classes = [emotion_class(m.get("emotion"), m.get("caption", "")) for m in self.metas]
         self.energies = [float(m.get("energy", 0.0)) for m in self.metas]
 
@@ -220,6 +230,8 @@ class ClipCache(torch.utils.data.Dataset):
         centres = torch.arange(start, start + f)
         rows = (centres[:, None] + torch.arange(-r, r + 1)[None]).clamp(0, length - 1) - a_lo
         sample["audio"] = audio[rows]  # [F, 2r+1, L, H], neighbours clamped to the clip as at inference
+        if self.references is not None:
+            sample["ref_latent"] = self.references[key.clip]
         cls = self.classes[key.clip]
         sample.update(clip=key.clip, start=start, ref_index=ref, label=EMOTIONS.index(cls) if cls in EMOTIONS else -1)
         return sample

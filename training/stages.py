@@ -22,6 +22,19 @@ Stage 1 at F = 1 runs the whole 3D denoiser, audio and motion modules included
 (frozen), with the two frames before the target as motion frames.  The official
 stage 1 trained a 2D network before the temporal modules existed; we adapt a
 finished model, so the spatial LoRA learns in the network it will run in.
+
+A model trained from nothing (the demo model) goes through the same stages on
+full weights instead (`TrainConfig(adapter="full")`), as the official stages
+trained whole modules; `in_full_weight_group` partitions the parameters:
+
+| stage        | trains (all parameters of)                                                         |
+|--------------|------------------------------------------------------------------------------------|
+| `appearance` | both UNets except audio and motion modules, FaceLocator, ImageProj's bias and norm |
+| `lipsync`    | the audio modules (without the EAA) and AudioProj                                  |
+| `emotion`    | the EAA (`attn_audioemo`, its norm) and the motion modules                         |
+
+ImageProj's weight (`FROZEN_AT_ZERO`) is in no group: a model without face
+identities keeps it at zero, so its face tokens never depend on the ArcFace vector.
 """
 from __future__ import annotations
 
@@ -86,6 +99,23 @@ def get_stage(name: str) -> StageSpec:
     if name not in STAGES:
         raise ValueError(f"unknown training stage {name!r}: choose one of {', '.join(STAGE_ORDER)}")
     return STAGES[name]
+
+
+_TEMPORAL = (".audio_modules.", ".motion_modules.")
+_EAA = (".attn_audioemo.", ".postnorm_audioemo.")
+FROZEN_AT_ZERO = ("imageproj.proj.weight",)
+
+
+def in_full_weight_group(stage: str, name: str) -> bool:
+    """Whether parameter `name` trains in `stage` on full weights (the groups partition all but FROZEN_AT_ZERO)."""
+    get_stage(stage)
+    if name in FROZEN_AT_ZERO:
+        return False
+    if stage == "appearance":
+        return not any(t in name for t in _TEMPORAL) and not name.startswith("audioproj.")
+    if stage == "lipsync":
+        return (".audio_modules." in name and not any(e in name for e in _EAA)) or name.startswith("audioproj.")
+    return any(e in name for e in _EAA) or ".motion_modules." in name  # emotion
 
 
 def _dead_prefixes(net: nn.Module) -> list[str]:

@@ -1,10 +1,12 @@
 """Training checkpoints: one safetensors file per step, written atomically.
 
 `checkpoint_<step:08d>.safetensors` holds tensors under prefixes
-`lora/` (the stage's adapter, our LoRA keys), `prior/` (earlier stages' LoRA),
-`optim/<lora key>/<state>` (optimizer state), `rng/...` (generator states),
+`lora/` (the stage's adapter, our LoRA keys) or `weights/` (a full-weight
+stage's parameters, by name), `prior/` (earlier stages' LoRA),
+`optim/<key>/<state>` (optimizer state), `rng/...` (generator states),
 and a JSON document in the metadata key `emocast.checkpoint` (step, configs,
-optimizer hyper-parameters, LR scheduler, python/numpy RNG, loss history).
+optimizer hyper-parameters, LR scheduler, python/numpy RNG, loss history,
+training time).  Everything is tensors, numbers and text: nothing is pickled.
 With several processes, ranks >= 1 first write their own RNG streams to
 `checkpoint_<step>.rank<k>.safetensors`; rank 0 writes the main file last, so a
 main file on disk means a complete checkpoint.  Files are written to a
@@ -42,12 +44,66 @@ def fingerprint(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def trained_prefix(lora: bool) -> str:
+    return "lora/" if lora else "weights/"
+
+
+# --------------------------------------------------------------------------- optimizer
+def optimizer_to_file(optimizer: torch.optim.Optimizer, keys: list[str]) -> tuple[dict, dict]:
+    """(tensors, json) of an optimizer over parameters named `keys` (in its order): tensor state under
+    `optim/<key>/<name>`, the rest (numbers, hyper-parameters) in the json."""
+    opt = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for i, key in enumerate(keys):
+        for name, value in opt["state"].get(i, {}).items():
+            if torch.is_tensor(value):
+                tensors[f"optim/{key}/{name}"] = value
+            else:
+                scalars.setdefault(key, {})[name] = value
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt["param_groups"]]
+    return tensors, {"param_keys": list(keys), "optim_groups": groups, "optim_scalars": scalars}
+
+
+def optimizer_from_file(optimizer: torch.optim.Optimizer, keys: list[str], tensors: dict, doc: dict,
+                        name: str) -> None:
+    """Load what `optimizer_to_file` wrote into an optimizer over the same parameters (any order on disk)."""
+    if sorted(doc["param_keys"]) != sorted(keys):
+        raise ValueError(f"{name} holds optimizer state for other parameters than this stage trains")
+    index, state = {k: i for i, k in enumerate(keys)}, {}
+    for key in doc["param_keys"]:
+        entry = dict(doc["optim_scalars"].get(key, {}))
+        prefix = f"optim/{key}/"
+        entry.update({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        if entry:
+            state[index[key]] = entry
+    groups = [dict(g, params=list(range(len(keys)))) for g in doc["optim_groups"]]
+    for g in groups:
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
 # --------------------------------------------------------------------------- RNG
 def capture_global_rng(device: torch.device) -> dict:
     """torch CPU, python and numpy RNG states, plus `device`'s CUDA RNG (only that GPU's: no other contexts)."""
     state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
     if device.type == "cuda":
         state["cuda"] = [torch.cuda.get_rng_state(device)]
+    return state
+
+
+def seeded_global_rng(seed: int, device: torch.device) -> dict:
+    """The global RNG states (as `capture_global_rng`) that seeding everything with `seed` gives,
+    leaving the current ones untouched."""
+    outer = capture_global_rng(device)
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)  # this GPU only
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    state = capture_global_rng(device)
+    restore_global_rng(outer, device)
     return state
 
 
@@ -90,6 +146,17 @@ def rng_from_file(tensors: dict, doc: dict, generators: dict[str, torch.Generato
 
 
 # --------------------------------------------------------------------------- files
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a folder's newest one."""
+    path = Path(path)
+    if path.is_dir():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise FileNotFoundError(f"no checkpoint_*.safetensors in {path}")
+        return latest
+    return path
+
+
 def checkpoint_path(directory: str | os.PathLike, step: int, rank: int = 0) -> Path:
     name = f"checkpoint_{step:08d}" + (f".rank{rank}" if rank else "") + ".safetensors"
     return Path(directory) / name

@@ -37,10 +37,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from . import state as ckpt
 from ._core import EmoCASTNet, load_net
 from .lora import load_lora, stages_of
-from .trainer import EmoCASTTrainer, TrainConfig
+from .runner import open_stage, run_stage
+from .train_config import TrainConfig
 
 TOP_KEYS = {"model", "data", "output_dir", "seed", "mixed_precision", "init_lora", "checkpoint_every",
             "keep_checkpoints", "log_every", "stages", "find_unused_parameters"}
@@ -107,13 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"[{config.stage}] {final} has {done} steps (>= {steps}): stage done, skipped")
                 prior, prior_stages = state, stages_of(meta)
                 continue
-        if ckpt.latest_checkpoint(checkpoints) is not None:
-            trainer = EmoCASTTrainer.resume(net, spec["data"], checkpoints, accelerator=accelerator,
-                                            expected=config)
+        trainer = open_stage(net, spec["data"], config, checkpoints, prior_lora=prior, prior_stages=prior_stages,
+                             accelerator=accelerator)
+        if trainer.step:
             say(f"[{config.stage}] resumed at step {trainer.step} from {checkpoints}")
-        else:
-            trainer = EmoCASTTrainer(net, spec["data"], config, prior_lora=prior, prior_stages=prior_stages,
-                                     accelerator=accelerator)
         say(f"[{config.stage}] {len(trainer.targets)} LoRA modules, rank {trainer.config.rank}, "
             f"{len(trainer.data)} clips, {trainer.world} process(es)")
 
@@ -121,11 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             if info.step % log_every == 0 or info.run_step == info.run_steps:
                 say(f"[{stage}] step {info.step}/{steps} loss {info.loss:.4f} lr {info.lr:.2e}")
 
-        keep, every = int(spec.get("keep_checkpoints", 2)), int(spec.get("checkpoint_every", 0))
-        trainer.run(max(0, steps - trainer.step), on_step=log, checkpoint_dir=checkpoints,
-                    checkpoint_every=every, keep_checkpoints=keep)
-        if not every or trainer.step % every:
-            trainer.save_checkpoint(checkpoints, keep=keep)  # the end state, so a longer run can continue
+        run_stage(trainer, steps, checkpoints, every=int(spec.get("checkpoint_every", 0)),
+                  keep=int(spec.get("keep_checkpoints", 2)), on_step=log)
         if main_rank:
             trainer.save_lora(final)
         prior, prior_stages = trainer.lora_state_dict(), trainer.prior_stages + [trainer.stage_record()]

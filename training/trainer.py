@@ -1,4 +1,8 @@
-"""The LoRA trainer: one stage of progressive training, run N steps at a time.
+"""The stage trainer: one stage of progressive training, run N steps at a time.
+
+It trains a LoRA on the stage's layers (`adapter="lora"`, what users run), or all
+weights of the stage's group (`adapter="full"`, a model trained from nothing:
+the demo model).  training/runner.py runs a stage to a number of steps.
 
     trainer = EmoCASTTrainer(net, cache_dir, TrainConfig(stage="appearance"))
     losses = trainer.run(100, on_step=callback)      # callback may raise to interrupt
@@ -19,12 +23,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
-from dataclasses import asdict, dataclass, fields, replace
+import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -35,8 +38,8 @@ from .lora import (ADAPTER, apply_lora, group_lora, inject_lora, load_peft_facto
                    remove_peft, save_lora, to_state)
 from .objective import EmoCASTObjective, draw
 from .sampling import EmotionAwareSampler, derive_seed, sampling_weights
-from .stages import DEFINITIONS_VERSION, stage_target_modules
-from .train_config import MIXED_PRECISION, TrainConfig
+from .stages import DEFINITIONS_VERSION, in_full_weight_group, stage_target_modules
+from .train_config import MIXED_PRECISION, TrainConfig, settings_that_differ
 
 
 @dataclass
@@ -104,41 +107,51 @@ class EmoCASTTrainer:
         self._was_training = net.training
         ensure_normal_tensors(net)
         net.requires_grad_(False).to(self.device)
-        self.targets = stage_target_modules(net, cfg.stage)
+        self.lora = cfg.adapter == "lora"
+        self.targets = stage_target_modules(net, cfg.stage) if self.lora else [
+            name for name, _ in net.named_parameters() if in_full_weight_group(cfg.stage, name)]
         self.prior = group_lora(prior_lora) if prior_lora else {}
         self.prior_stages = list(prior_stages or [])
+        if self.prior and not self.lora:
+            raise ValueError("a full-weight stage trains the weights themselves: start it without an earlier LoRA")
         overlap = sorted(set(self.prior) & set(self.targets))
         if overlap:
             raise ValueError(f"the earlier LoRA already adapts this stage's modules (first: {overlap[0]}): "
                              f"stage {cfg.stage!r} was trained already?")
         self._prior_handle = apply_lora(net, to_state(self.prior), 1.0, mode="hook") if self.prior else None
-        with torch.random.fork_rng(devices=[]):  # same init on every rank, global RNG untouched
-            torch.manual_seed(derive_seed(cfg.seed, 2))
-            inject_lora(net, self.targets, cfg.rank, cfg.alpha, cfg.lora_dropout)
+        if self.lora:
+            with torch.random.fork_rng(devices=[]):  # same init on every rank, global RNG untouched
+                torch.manual_seed(derive_seed(cfg.seed, 2))
+                inject_lora(net, self.targets, cfg.rank, cfg.alpha, cfg.lora_dropout)
         self._undo_ckpt = enable_block_checkpointing(net) if cfg.gradient_checkpointing else None
 
         self.objective = EmoCASTObjective(net, cfg.objective)
         self.module = accelerator.prepare_model(self.objective, device_placement=False) if accelerator else self.objective
-        layers = peft_layers(net)
         self.param_keys, params = [], []
-        for path in sorted(layers):
-            for suffix, part in ((".lora_down.weight", layers[path].lora_A), (".lora_up.weight", layers[path].lora_B)):
-                self.param_keys.append(path + suffix)
-                params.append(part[ADAPTER].weight)
+        if self.lora:
+            layers = peft_layers(net)
+            for path in sorted(layers):
+                for suffix, part in ((".lora_down.weight", layers[path].lora_A),
+                                     (".lora_up.weight", layers[path].lora_B)):
+                    self.param_keys.append(path + suffix)
+                    params.append(part[ADAPTER].weight)
+        else:
+            named = dict(net.named_parameters())
+            self.param_keys, params = list(self.targets), [named[n].requires_grad_(True) for n in self.targets]
         self.params = params
         self.optimizer = self._optimizer(params)
-        warm = cfg.warmup_steps
-        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: min(1.0, (s + 1) / warm) if warm > 0 else 1.0)
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: cfg.lr_factor(s))
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp is torch.float16 else None
 
         weights = sampling_weights(self.data.classes, self.data.energies, cfg.sampling)
         self.sampler = EmotionAwareSampler(weights, cfg.seed, self.rank)
         self.noise_generator = torch.Generator().manual_seed(derive_seed(cfg.seed, 3, self.rank))
-        self._rng = self._seeded_global_rng(derive_seed(cfg.seed, 4, self.rank))
+        self._rng = ckpt.seeded_global_rng(derive_seed(cfg.seed, 4, self.rank), self.device)
         self._rng_active = False
         self.step = 0
+        self.checkpointed_step: int | None = None  # the step of the newest checkpoint written or loaded
         self.loss_history: list[float] = []
+        self._seconds, self._clock = 0.0, None
         self.closed = False
 
     def _optimizer(self, params):
@@ -152,18 +165,6 @@ class EmoCASTTrainer:
                                  "or choose 'adamw'") from None
             return bnb.optim.AdamW8bit(params, **kw)
         return torch.optim.AdamW(params, **kw)
-
-    def _seeded_global_rng(self, seed: int) -> dict:
-        outer = ckpt.capture_global_rng(self.device)
-        torch.default_generator.manual_seed(seed)
-        if self.device.type == "cuda":
-            with torch.cuda.device(self.device):
-                torch.cuda.manual_seed(seed)  # this GPU only
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        state = ckpt.capture_global_rng(self.device)
-        ckpt.restore_global_rng(outer, self.device)
-        return state
 
     @contextlib.contextmanager
     def _own_rng(self):
@@ -188,6 +189,11 @@ class EmoCASTTrainer:
         return self.optimizer.param_groups[0]["lr"]
 
     @property
+    def wall_seconds(self) -> float:
+        """Training time of this stage over every run, interrupted and resumed ones included."""
+        return self._seconds + (time.perf_counter() - self._clock if self._clock is not None else 0.0)
+
+    @property
     def total_steps(self) -> int:
         """Steps of every stage in the LoRA so far (ComfyUI's `INT steps` convention)."""
         return sum(int(s.get("steps", 0)) for s in self.prior_stages) + self.step
@@ -206,6 +212,7 @@ class EmoCASTTrainer:
         losses = []
         with torch.inference_mode(False), torch.enable_grad(), self._own_rng():
             self.net.train()
+            self._clock = time.perf_counter()
             try:
                 for i in range(steps):
                     loss = self._step()
@@ -217,6 +224,7 @@ class EmoCASTTrainer:
                     if on_step is not None:
                         on_step(StepInfo(self.step, i + 1, steps, loss, self.lr))
             finally:
+                self._seconds, self._clock = self.wall_seconds, None
                 self.net.train(self._was_training)
         return losses
 
@@ -287,7 +295,15 @@ class EmoCASTTrainer:
 
     def lora_state_dict(self) -> dict[str, torch.Tensor]:
         """This stage's and the earlier stages' LoRA, in our key convention (CPU fp32)."""
+        if not self.lora:
+            raise ValueError("a full-weight stage has no LoRA: its training is in the network's weights")
         return to_state({**self.prior, **peft_factors(self.net)})
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """What this stage trains, on the CPU: its LoRA factors, or its group's weights."""
+        if self.lora:
+            return to_state(peft_factors(self.net))
+        return {k: p.detach().cpu().clone() for k, p in zip(self.param_keys, self.params)}
 
     def lora_metadata(self) -> dict[str, str]:
         return {
@@ -310,50 +326,43 @@ class EmoCASTTrainer:
         directory = Path(directory)
         rng_tensors, rng_doc = ckpt.rng_to_file(self._global_rng(), self.generators)
         main = ckpt.checkpoint_path(directory, self.step)
-        lora = to_state(peft_factors(self.net))
-        # Every rank records a fingerprint of its LoRA, so a DDP run's files show the ranks stayed identical.
-        fingerprint = ckpt.fingerprint(lora)
+        trained = self.trained_state()
+        # Every rank records a fingerprint of what it trained, so a DDP run's files show the ranks stayed identical.
+        fingerprint = ckpt.fingerprint(trained)
         if self.rank > 0:
             ckpt.atomic_save(rng_tensors, {"rng": rng_doc, "step": self.step, "rank": self.rank,
-                                           "lora_sha256": fingerprint},
+                                           "trained_sha256": fingerprint},
                              ckpt.checkpoint_path(directory, self.step, self.rank))
         if self.accelerator is not None:
             self.accelerator.wait_for_everyone()  # rank files first: a main file means a complete set
         if self.rank == 0:
-            tensors = dict(rng_tensors)
-            tensors.update({f"lora/{k}": v for k, v in lora.items()})
+            optim_tensors, optim_doc = ckpt.optimizer_to_file(self.optimizer, self.param_keys)
+            tensors = {**rng_tensors, **optim_tensors, **{ckpt.trained_prefix(self.lora) + k: v
+                                                          for k, v in trained.items()}}
             tensors.update({f"prior/{k}": v for k, v in to_state(self.prior).items()})
-            opt = self.optimizer.state_dict()
-            scalars = {}
-            for i, key in enumerate(self.param_keys):
-                for name, value in opt["state"].get(i, {}).items():
-                    if torch.is_tensor(value):
-                        tensors[f"optim/{key}/{name}"] = value
-                    else:
-                        scalars.setdefault(key, {})[name] = value
             doc = {
                 "format": ckpt.CHECKPOINT_FORMAT, "version": ckpt.CHECKPOINT_VERSION, "step": self.step,
                 "config": self.config.to_dict(), "base_config": self.net.config.to_dict(),
-                "prior_stages": self.prior_stages, "param_keys": self.param_keys,
-                "optim_groups": [{k: v for k, v in g.items() if k != "params"} for g in opt["param_groups"]],
-                "optim_scalars": scalars, "lr_scheduler": self.lr_scheduler.state_dict(),
+                "prior_stages": self.prior_stages, **optim_doc, "lr_scheduler": self.lr_scheduler.state_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler else None,
                 "rng": rng_doc, "loss_history": self.loss_history, "world_size": self.world,
-                "definitions_version": DEFINITIONS_VERSION, "lora_sha256": fingerprint,
+                "definitions_version": DEFINITIONS_VERSION, "trained_sha256": fingerprint,
+                "wall_seconds": self.wall_seconds,
             }
             ckpt.atomic_save(tensors, doc, main)
             ckpt.prune(directory, keep)
         if self.accelerator is not None:
             self.accelerator.wait_for_everyone()
+        self.checkpointed_step = self.step
         return main
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Restore a checkpoint of the same stage, rank and alpha (file, or folder = its latest)."""
         self._check_open()
-        path = _resolve(path)
+        path = ckpt.resolve_checkpoint(path)
         tensors, doc = ckpt.read(path)
         saved = TrainConfig.from_dict(doc["config"])
-        for name in ("stage", "rank", "alpha"):
+        for name in ("stage", "adapter", "rank", "alpha"):
             if getattr(saved, name) != getattr(self.config, name):
                 raise ValueError(f"{path.name} was trained with {name}={getattr(saved, name)!r}, this trainer has "
                                  f"{getattr(self.config, name)!r}: resume with the checkpoint's settings")
@@ -361,22 +370,18 @@ class EmoCASTTrainer:
             k.startswith("prior/") for k in tensors) else {}
         if set(prior) != set(self.prior):
             raise ValueError(f"{path.name} was trained on top of a different earlier-stage LoRA")
+        prefix = ckpt.trained_prefix(self.lora)
+        trained = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         with torch.inference_mode(False):
-            load_peft_factors(self.net, {k[5:]: v for k, v in tensors.items() if k.startswith("lora/")})
-            state, index = {}, {k: i for i, k in enumerate(self.param_keys)}
-            if sorted(doc["param_keys"]) != sorted(self.param_keys):
-                raise ValueError(f"{path.name} holds optimizer state for other LoRA parameters")
-            for key in doc["param_keys"]:
-                entry = dict(doc["optim_scalars"].get(key, {}))
-                prefix = f"optim/{key}/"
-                entry.update({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-                if entry:
-                    state[index[key]] = entry
-            groups = [dict(g, params=list(range(len(self.param_keys)))) for g in doc["optim_groups"]]
-            for g in groups:
-                if "betas" in g:
-                    g["betas"] = tuple(g["betas"])
-            self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+            if self.lora:
+                load_peft_factors(self.net, trained)
+            else:
+                if set(trained) != set(self.param_keys):
+                    raise ValueError(f"{path.name} holds other weights than this stage's group")
+                with torch.no_grad():
+                    for key, p in zip(self.param_keys, self.params):
+                        p.copy_(trained[key])
+            ckpt.optimizer_from_file(self.optimizer, self.param_keys, tensors, doc, path.name)
             self.lr_scheduler.load_state_dict(doc["lr_scheduler"])
             if self.scaler and doc.get("scaler"):
                 self.scaler.load_state_dict(doc["scaler"])
@@ -390,8 +395,9 @@ class EmoCASTTrainer:
                     rng_tensors = None
             if rng_tensors is not None:
                 self._rng = ckpt.rng_from_file(rng_tensors, rng_doc, self.generators)
-            self.step = int(doc["step"])
+            self.step = self.checkpointed_step = int(doc["step"])
             self.loss_history = list(doc["loss_history"])
+            self._seconds = float(doc.get("wall_seconds", 0.0))
 
     @classmethod
     def resume(cls, net: nn.Module, data, checkpoint: str | os.PathLike, device=None, accelerator=None,
@@ -401,7 +407,7 @@ class EmoCASTTrainer:
         `expected`: the settings the caller asked for; any that differ from the saved ones
         are refused (continuing would silently keep the saved ones).
         """
-        path = _resolve(checkpoint)
+        path = ckpt.resolve_checkpoint(checkpoint)
         tensors, doc = ckpt.read(path)
         config = replace(TrainConfig.from_dict(doc["config"]), **overrides)
         if expected is not None:
@@ -428,6 +434,8 @@ class EmoCASTTrainer:
         if self._prior_handle:
             self._prior_handle.remove()
         remove_peft(self.net)
+        for p in getattr(self, "params", None) or []:
+            p.requires_grad_(False)  # a full-weight stage's group: trained, frozen again like the rest
         if hasattr(self, "_was_training"):
             self.net.train(self._was_training)
         self.optimizer = self.params = self.module = self.objective = None
@@ -436,28 +444,6 @@ class EmoCASTTrainer:
     def _check_open(self):
         if self.closed:
             raise ValueError("this trainer was closed (its LoRA was handed back); start a new one")
-
-
-def settings_that_differ(saved: TrainConfig, asked: TrainConfig) -> list[str]:
-    """'name: saved X, asked Y' for every setting that changes what the run computes."""
-    out = []
-    for f in fields(TrainConfig):
-        if f.name == "gradient_checkpointing":  # memory only: the same numbers either way
-            continue
-        a, b = getattr(saved, f.name), getattr(asked, f.name)
-        if a != b:
-            out.append(f"{f.name}: saved {a!r}, asked {b!r}")
-    return out
-
-
-def _resolve(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        latest = ckpt.latest_checkpoint(path)
-        if latest is None:
-            raise FileNotFoundError(f"no checkpoint_*.safetensors in {path}")
-        return latest
-    return path
 
 
 __all__ = ["EmoCASTTrainer", "StepInfo", "TrainConfig", "ensure_normal_tensors"]

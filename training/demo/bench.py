@@ -19,7 +19,7 @@ import torch
 from ..stages import STAGE_ORDER
 from .synthetic import make_synthetic_cache
 from .build import DEMO_WIDTHS, OBJECTIVE, STAGE_PLAN, check_device, check_widths, demo_config
-from .pretrain import StageRun, init_from_scratch
+from .pretrain import init_from_scratch, open_full_stage
 
 if __package__ and __package__.count(".") >= 2:  # inside the pack (see training/_core.py)
     from ...emocast_core.bench import synchronize
@@ -44,20 +44,21 @@ def time_stages(device: str, latent_factor: int, steps: int, stages=STAGE_ORDER,
         init_from_scratch(net)
         for stage in stages:
             _, batch, lr = STAGE_PLAN[stage]
-            run = StageRun(net, cache, stage, f"{root}/{stage}", batch, lr, total_steps=1000, warmup=10,
-                           objective=OBJECTIVE, device=device)
-            quiet = dict(every=10**9, log=lambda message: None)
-            run.run(WARMUP_STEPS, **quiet)
+            trainer = open_full_stage(net, cache, stage, f"{root}/{stage}", batch, lr, total_steps=1000, warmup=10,
+                                      objective=OBJECTIVE, device=device)
+            trainer.run(WARMUP_STEPS)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             synchronize(device)
             start = time.perf_counter()
-            run.run(WARMUP_STEPS + steps, **quiet)
+            trainer.run(steps)
             synchronize(device)
+            elapsed = time.perf_counter() - start
+            trainer.close()
             result = {"stage": stage, "device": str(device) if device.type != "cuda" else
                       torch.cuda.get_device_name(device), "latent_factor": latent_factor,
                       "block_out_channels": list(cfg.block_out_channels), "batch": batch,
-                      "s_per_step": round((time.perf_counter() - start) / steps, 4)}
+                      "s_per_step": round(elapsed / steps, 4)}
             if device.type == "cuda":
                 result["peak_vram_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
             results.append(result)

@@ -38,7 +38,8 @@ from ..stages import STAGE_ORDER
 from .synthetic_faces import make_dataset, sample_identity, still_params
 from . import AUDIO_DIR, MODEL_FILE, TEXT_DIR, encoders
 from .data import prepare_synthetic
-from .pretrain import StageRun, init_from_scratch
+from ..runner import run_stage
+from .pretrain import init_from_scratch, open_full_stage, progress_log
 
 if __package__ and __package__.count(".") >= 2:  # inside the pack (see training/_core.py)
     from ...emocast_core.audio import load_wav2vec2, normalize_waveform, prepare_waveform
@@ -331,16 +332,20 @@ def demo_model(work: Path, out: Path, cache: Path, refs: dict, vae, record: dict
         if stage in only:
             steps, batch, lr = STAGE_PLAN[stage]
             steps, lr = max(1, round(steps * scale)), lr * lr_scale
-            run = StageRun(net, cache, stage, work / "stages" / stage, batch, lr, SEED, total_steps=steps,
-                           warmup=max(1, steps // 20), objective=OBJECTIVE,
-                           references=refs, device=device)
-            if run.step < steps:
-                run.run(steps, every=50, log=lambda m: print(m, flush=True))
-                stages[stage] = {"steps": steps, "batch": batch, "lr": lr,
-                                 "frames": run.data.frames,
-                                 "device": str(device),  # the one that finished it, if it resumed elsewhere
-                                 "wall_seconds": round(run.seconds, 1)}  # every session's share, from the checkpoint
-                save()
+            folder = work / "stages" / stage
+            trainer = open_full_stage(net, cache, stage, folder, batch, lr, SEED, total_steps=steps,
+                                      warmup=max(1, steps // 20), objective=OBJECTIVE, references=refs,
+                                      device=device)
+            try:
+                if trainer.step < steps:
+                    run_stage(trainer, steps, folder, every=50, keep=1,
+                              on_step=progress_log(stage, steps, 50, lambda m: print(m, flush=True)))
+                    stages[stage] = {"steps": steps, "batch": batch, "lr": lr, "frames": trainer.data.frames,
+                                     "device": str(device),  # the one that finished it, if it resumed elsewhere
+                                     "wall_seconds": round(trainer.wall_seconds, 1)}  # every session's share
+                    save()
+            finally:
+                trainer.close()
         if stage == stop_after:
             return None
     path = out / MODEL_FILE
