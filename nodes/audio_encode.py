@@ -10,15 +10,13 @@ from comfy_api.latest import io
 
 import comfy.model_management as mm
 import comfy.utils
-import folder_paths
 
 from ..emocast_core.audio import SEPARATOR_FILE, MdxVocalSeparator, encode_audio, load_wav2vec2
 from ..emocast_core.audio.waveform import check_sample_rate
 from . import sockets
 from .memory import free_for, load_wav2vec2_for_inference
-from .model_folders import list_model_dirs, resolve_model_dir
+from .model_folders import NO_MODEL, list_model_dirs, separator_path, wav2vec_folder
 
-NO_MODEL = "(no wav2vec2 folder in models/wav2vec2)"
 _BAR_STEPS = 1000
 _SEPARATOR_BYTES = 2 * 2**30  # Kim_Vocal_2 under onnxruntime's CUDA provider: weights, arena and one chunk
 
@@ -63,7 +61,7 @@ class AudioEmotiveEncode(io.ComfyNode):
             # An onnxruntime session is not a torch module ComfyUI could move: free room for it
             # first; it is dropped (and its memory returned) when this run ends.
             free_for(_SEPARATOR_BYTES, device)
-            separator = MdxVocalSeparator.from_onnx(_separator_path(), use_cuda=device.type == "cuda",
+            separator = MdxVocalSeparator.from_onnx(separator_path(), use_cuda=device.type == "cuda",
                                                     progress=_progress(bar, 0, _BAR_STEPS // 2))
         encode_span = (_BAR_STEPS // 2, _BAR_STEPS) if separate_vocals else (0, _BAR_STEPS)
         source = {"waveform": audio["waveform"][:1], "sample_rate": rate}
@@ -86,26 +84,6 @@ def _first_item(audio) -> tuple[torch.Tensor, int]:
     if waveform.shape[0] == 0:
         raise ValueError("audio: the AUDIO batch is empty")
     return waveform[0], check_sample_rate(audio["sample_rate"], "audio")
-
-
-def wav2vec_folder(name: str) -> str:
-    if name == NO_MODEL or not list_model_dirs("wav2vec2"):
-        roots = ", ".join(folder_paths.get_folder_paths("wav2vec2"))
-        raise FileNotFoundError(
-            "wav2vec_model: no wav2vec2 model found. Download the Hugging Face folder facebook/wav2vec2-base-960h "
-            "(config.json, model.safetensors or pytorch_model.bin, preprocessor_config.json) into "
-            f"models/wav2vec2/wav2vec2-base-960h/ (searched: {roots}), then refresh the page."
-        )
-    return resolve_model_dir("wav2vec2", name, input_name="wav2vec_model")
-
-
-def _separator_path() -> str:
-    path = folder_paths.get_full_path("audio_separator", SEPARATOR_FILE)
-    if path is None:
-        roots = ", ".join(folder_paths.get_folder_paths("audio_separator"))
-        raise FileNotFoundError(f"separate_vocals: {SEPARATOR_FILE} not found (searched: {roots}). Download it "
-                                "(UVR MDX-Net, MIT) into models/audio_separator/, or turn separate_vocals off.")
-    return path
 
 
 def _progress(bar, start: int, stop: int):

@@ -10,9 +10,15 @@ import logging
 
 import torch
 
-from ..emocast_core.text import MAX_TOKENS, check_tokenizer
+import comfy.model_management as mm
+
+from ..emocast_core.text import MAX_TOKENS, check_tokenizer, load_clip_text
+from .model_folders import resolve_model_dir
 
 log = logging.getLogger(__name__)
+
+USE_CLIP = "(use clip input)"
+CLIP_L_HIDDEN = 768  # what the EmoCAST UNet cross-attends to; tests shrink it
 
 
 class ComfyClipTextEncoder:
@@ -59,3 +65,15 @@ class ComfyClipTextEncoder:
             te.enable_attention_masks, te.zero_out_masked = saved
             te.reset_clip_options()
         return z.float().cpu()
+
+
+def text_encoder_for(text_encoder: str, clip):
+    """The text source a node chose: a models/text_encoders folder, else the connected ComfyUI CLIP."""
+    if text_encoder != USE_CLIP:
+        path = resolve_model_dir("text_encoders", text_encoder, input_name="text_encoder")
+        # Any width: small demo models bring their own encoder; the sampler checks it against the model.
+        return load_clip_text(path, device=mm.text_encoder_device(), dtype=torch.float32, expected_hidden=None)
+    if clip is None:
+        raise ValueError(f"clip: not connected, and text_encoder is {USE_CLIP!r}. Connect a CLIP (e.g. from "
+                         "Load Checkpoint with SD1.5) or choose a folder of models/text_encoders/ in text_encoder.")
+    return ComfyClipTextEncoder(clip, expected_hidden=CLIP_L_HIDDEN)

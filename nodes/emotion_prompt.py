@@ -2,18 +2,13 @@
 
 Output EMOCAST_EMOTION is an `emocast_core.text.EmotionConditioning`.
 """
-import torch
 from comfy_api.latest import io
 
-import comfy.model_management as mm
-
-from ..emocast_core.text import PRESET_NAMES, encode_emotion, load_clip_text
+from ..emocast_core.text import PRESET_NAMES, encode_emotion
 from . import sockets
-from .clip_text_source import ComfyClipTextEncoder
-from .model_folders import list_model_dirs, resolve_model_dir
+from .clip_text_source import USE_CLIP, text_encoder_for
+from .model_folders import list_model_dirs
 
-USE_CLIP = "(use clip input)"
-CLIP_L_HIDDEN = 768  # what the EmoCAST UNet cross-attends to; tests shrink it
 
 
 class EmotionPromptEncode(io.ComfyNode):
@@ -54,15 +49,3 @@ class EmotionPromptEncode(io.ComfyNode):
         encoder = text_encoder_for(text_encoder, clip)
         emotion = encode_emotion(schedule, encoder, transition_seconds)
         return io.NodeOutput(emotion)
-
-
-def text_encoder_for(text_encoder: str, clip):
-    """The text source a node chose: a models/text_encoders folder, else the connected ComfyUI CLIP."""
-    if text_encoder != USE_CLIP:
-        path = resolve_model_dir("text_encoders", text_encoder, input_name="text_encoder")
-        # Any width: small demo models bring their own encoder; the sampler checks it against the model.
-        return load_clip_text(path, device=mm.text_encoder_device(), dtype=torch.float32, expected_hidden=None)
-    if clip is None:
-        raise ValueError(f"clip: not connected, and text_encoder is {USE_CLIP!r}. Connect a CLIP (e.g. from "
-                         "Load Checkpoint with SD1.5) or choose a folder of models/text_encoders/ in text_encoder.")
-    return ComfyClipTextEncoder(clip, expected_hidden=CLIP_L_HIDDEN)

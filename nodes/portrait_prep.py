@@ -6,59 +6,18 @@ models/insightface/models/; MediaPipe's face_landmarker_v2_with_blendshapes.task
 models/mediapipe/ (or beside the ONNX files, the official layout) when present.
 """
 import logging
-import os
 
 import comfy.model_management as mm
-import folder_paths
 from comfy_api.latest import io, ui
 
-from ..emocast_core.face import (DEFAULT_CROP_SCALE, DETECTOR_FILE, FACE_EXPAND_RATIO, LANDMARKER_FILE,
-                                 MASKS_ONLY_CHOICE, MODEL_SIZE, load_face_models, masks_only_models, prepare_portrait,
-                                 render_preview)
-from . import model_folders  # noqa: F401 - registers the "insightface" and "mediapipe" folders
+from ..emocast_core.face import (DEFAULT_CROP_SCALE, FACE_EXPAND_RATIO, MASKS_ONLY_CHOICE, MODEL_SIZE,
+                                 load_face_models, masks_only_models, prepare_portrait, render_preview)
 from . import sockets
-from .safe_paths import shown
+from .model_folders import find_landmarker, list_insightface_dirs, resolve_insightface_dir
 
 log = logging.getLogger(__name__)
 
 NODE_NAME = "EmoCAST Portrait Prep"
-NONE_FOUND = "(none found: put antelopev2 in models/insightface/models/)"
-
-
-def _insightface_candidates():
-    """(name, path) of folders holding the SCRFD file: <root>/models/<name>/ (InsightFace's own layout) and
-    <root>/<name>/ (a root that already points at a models/ folder)."""
-    for root in folder_paths.get_folder_paths("insightface"):
-        for base in (os.path.join(root, "models"), root):
-            if not os.path.isdir(base):
-                continue
-            for name in sorted(os.listdir(base)):
-                if os.path.isfile(os.path.join(base, name, DETECTOR_FILE)):
-                    yield name, os.path.join(base, name)
-
-
-def list_insightface_dirs() -> list[str]:
-    names = sorted({name for name, _ in _insightface_candidates()})
-    return names or [NONE_FOUND]
-
-
-def resolve_insightface_dir(name: str) -> str:
-    for candidate, path in _insightface_candidates():
-        if candidate == name:
-            return path
-    roots = ", ".join(folder_paths.get_folder_paths("insightface"))
-    raise FileNotFoundError(f"insightface_dir: no InsightFace folder {shown(name)} with {DETECTOR_FILE} under "
-                            f"models/insightface/models/ (searched {roots}). Put the antelopev2 pack "
-                            "(scrfd_10g_bnkps.onnx, glintr100.onnx) in "
-                            f"ComfyUI/models/insightface/models/antelopev2/ and refresh.")
-
-
-def find_landmarker(insightface_dir: str) -> str | None:
-    path = folder_paths.get_full_path("mediapipe", LANDMARKER_FILE)
-    if path:
-        return path
-    beside = os.path.join(insightface_dir, LANDMARKER_FILE)
-    return beside if os.path.isfile(beside) else None
 
 
 class EmoCASTPortraitPrep(io.ComfyNode):

@@ -25,11 +25,10 @@ from ..emocast_core.face import DEFAULT_CROP_SCALE, MODEL_SIZE, load_face_models
 from ..training.prepare import PrepareConfig, PrepareModels, prepare_dataset
 from ..training.prepare_sources import METADATA, VIDEO_EXTENSIONS
 from . import sockets
-from .audio_encode import NO_MODEL, wav2vec_folder
-from .emotion_prompt import USE_CLIP, text_encoder_for
+from .clip_text_source import USE_CLIP, text_encoder_for
 from .memory import load_wav2vec2_for_inference
-from .model_folders import list_model_dirs
-from .portrait_prep import find_landmarker, list_insightface_dirs, resolve_insightface_dir
+from .model_folders import (NO_MODEL, find_landmarker, list_insightface_dirs, list_model_dirs,
+                            resolve_insightface_dir, wav2vec_folder)
 from .safe_paths import check_filename_prefix, inside, shown
 from .vae_codec import ComfyVAECodec
 

@@ -69,7 +69,7 @@ def test_user_errors_are_clear(node, module):
     portrait = run(node, image=torch.full((1, 200, 200, 3), 0.5), allow_no_face=True).result[0]
     assert float(portrait.face_embedding.abs().sum()) == 0
     with pytest.raises(FileNotFoundError, match="antelopev2.*models/insightface/models"):
-        run(node, insightface_dir=module.NONE_FOUND)
+        run(node, insightface_dir=importlib.import_module(module.__package__ + ".model_folders").NONE_FOUND)
     with pytest.raises(ValueError, match="too small"):
         run(node, image=torch.rand(1, 40, 40, 3))
 

@@ -45,6 +45,11 @@ def ep(request, tmp_path_factory):
     return importlib.import_module(f"{pack}.nodes.emotion_prompt")
 
 
+def clip_source(ep):
+    """nodes/clip_text_source.py of the same pack as `ep`."""
+    return importlib.import_module(ep.__package__ + ".clip_text_source")
+
+
 def _load_pack_in_process(link: Path) -> str:
     if not (COMFY_CORE / "nodes.py").is_file():
         pytest.skip(f"no ComfyUI tree at {COMFY_CORE}; run scripts/provision.sh")
@@ -126,7 +131,7 @@ def test_tokenizers_agree_and_pad_with_end_token(ep, clip, hf):
 
 
 def test_both_sources_give_the_same_final_layer(ep, clip, hf):
-    ours = ep.ComfyClipTextEncoder(clip, expected_hidden=None)
+    ours = clip_source(ep).ComfyClipTextEncoder(clip, expected_hidden=None)
     for text in PROMPTS:
         ids = token_ids(hf.tokenizer, text)
         assert torch.equal(token_ids(ours.tokenizer, text), ids)
@@ -148,7 +153,7 @@ def test_comfy_clip_text_encode_agrees_only_when_plain_and_last_layer(ep, clip, 
     skipped = nodes.CLIPSetLastLayer().set_last_layer(clip, -2)[0]
     assert (comfy_encode(skipped, plain) - reference).abs().max() > 1e-2
     # ... but ours ignores it and stays on the final layer.
-    ours = ep.ComfyClipTextEncoder(skipped, expected_hidden=None)
+    ours = clip_source(ep).ComfyClipTextEncoder(skipped, expected_hidden=None)
     torch.testing.assert_close(ours.encode_ids(token_ids(ours.tokenizer, plain)), reference, atol=1e-5, rtol=1e-5)
     # Weighting syntax: ComfyUI interprets it, we (like the official code) do not.
     weighted = "(furious:1.4), shouting"
@@ -169,9 +174,9 @@ def test_clip_without_clip_l_is_refused(ep, clip):
         cond_stage_model = object()
         tokenizer = object()
     with pytest.raises(ValueError, match="holds no CLIP-L"):
-        ep.ComfyClipTextEncoder(NotClip())
+        clip_source(ep).ComfyClipTextEncoder(NotClip())
     with pytest.raises(ValueError, match="hidden size 64, EmoCAST needs 768"):
-        ep.ComfyClipTextEncoder(clip)
+        clip_source(ep).ComfyClipTextEncoder(clip)
 
 
 # ---------------------------------------------------------------- the node
@@ -181,7 +186,7 @@ def node(ep, hf_folder, monkeypatch):
     import folder_paths
     paths, exts = folder_paths.folder_names_and_paths["text_encoders"]
     monkeypatch.setitem(folder_paths.folder_names_and_paths, "text_encoders", ([str(hf_folder.parent), *paths], exts))
-    monkeypatch.setattr(ep, "CLIP_L_HIDDEN", None)  # tiny test encoders
+    monkeypatch.setattr(clip_source(ep), "CLIP_L_HIDDEN", None)  # tiny test encoders
     return ep.EmotionPromptEncode
 
 
@@ -242,7 +247,7 @@ def test_node_errors(node, ep):
 def test_clip_input_runs_on_the_clips_load_device(ep, clip, hf, monkeypatch):
     """Current ComfyUI (0.7+, dynamic VRAM on NVIDIA) runs a text encoder on its `execution_device`
     option, else where its weights are, which may be the offload device: ours names the load device."""
-    ours = ep.ComfyClipTextEncoder(clip, expected_hidden=None)
+    ours = clip_source(ep).ComfyClipTextEncoder(clip, expected_hidden=None)
     te = ours.te
     seen = []
     forward = te.forward
