@@ -12,6 +12,7 @@ from .emotion_prompt import EmotionPromptEncode
 from .load_model import LoadEmoCAST
 from .portrait_prep import EmoCASTPortraitPrep
 from .sampler import EmoCASTSampler
+from .sampler_video import EmoCASTSamplerToVideo
 from .train_dataset import EmoCASTPrepareDataset
 from .train_lora import EmoCASTSaveLoRA, EmoCASTTrainLoRA
 from .video_combine import VideoCombine
@@ -23,6 +24,7 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
     EmotionPromptEncode,
     AudioEmotiveEncode,
     EmoCASTSampler,
+    EmoCASTSamplerToVideo,
     VideoCombine,
     EmoCASTPrepareDataset,
     EmoCASTTrainLoRA,

@@ -1,36 +1,13 @@
-"""EmoCASTSampler: the official sampling loop over the whole audio, clip after clip."""
+"""EmoCASTSampler: the official sampling loop over the whole audio, every frame returned as an IMAGE.
+
+For long videos use EmoCAST Sampler to Video (nodes/sampler_video.py): it keeps one clip in memory.
+"""
 from __future__ import annotations
 
-import math
-
-import comfy.model_management as mm
-import comfy.utils
+import torch
 from comfy_api.latest import io
 
-from ..emocast_core.pipeline import DiffusersVAECodec, EmoCASTPipeline
-from . import sockets
-from .vae_codec import ComfyVAECodec
-
-MAX_SEED = 0xFFFFFFFFFFFFFFFF
-
-
-def _codec(model, vae):
-    """The connected ComfyUI VAE, else the autoencoder the checkpoint bundles."""
-    if vae is not None:
-        return ComfyVAECodec(vae)
-    if model.vae is not None:
-        return DiffusersVAECodec(model.vae, scale=model.vae.config.scaling_factor)
-    raise ValueError("vae: connect a VAE (sd-vae-ft-mse through Load VAE); this checkpoint does not "
-                     "bundle an autoencoder")
-
-
-def trimmed_audio(audio, num_frames: int, fps: float) -> dict | None:
-    """The original AUDIO cut to the video's length (what gets muxed)."""
-    source = audio.source_audio
-    if source is None:
-        return None
-    samples = math.ceil(num_frames / fps * source["sample_rate"])
-    return {"waveform": source["waveform"][..., :samples], "sample_rate": source["sample_rate"]}
+from .sampling import Sampling, sampling_inputs, trimmed_audio
 
 
 class EmoCASTSampler(io.ComfyNode):
@@ -41,31 +18,9 @@ class EmoCASTSampler(io.ComfyNode):
             display_name="EmoCAST Sampler",
             category="EmoCAST/sampling",
             description="Generates the talking-portrait frames: DDIM with classifier-free guidance, "
-                        "16 frames per clip, each clip continuing from the last two frames of the previous one.",
-            inputs=[
-                sockets.EmoCASTModel.Input("model", tooltip="From Load EmoCAST."),
-                io.Vae.Input("vae", optional=True, tooltip=(
-                    "The SD1.5 VAE the model was trained with: sd-vae-ft-mse (Load VAE). Optional only for "
-                    "checkpoints that bundle their own autoencoder (small demo models).")),
-                sockets.Portrait.Input("portrait", tooltip="From EmoCAST Portrait Prep."),
-                sockets.AudioFeatures.Input("audio_features", tooltip="From EmoCAST Audio Encode; its length sets the video's."),
-                sockets.Emotion.Input("emotion", tooltip="From EmoCAST Emotion Prompt; keyframes change the emotion over time."),
-                io.Int.Input("seed", default=42, min=0, max=MAX_SEED, control_after_generate=True,
-                             tooltip="Noise seed. 42 reproduces the official script."),
-                io.Int.Input("steps", default=40, min=1, max=200, tooltip="DDIM steps per clip (official: 40)."),
-                io.Float.Input("cfg", default=3.5, min=1.0, max=20.0, step=0.1,
-                               tooltip="Classifier-free guidance scale (official: 3.5)."),
-                io.Float.Input("pose_weight", default=1.0, min=0.0, max=3.0, step=0.05,
-                               tooltip="Strength of the audio on head pose and background (official: 1.0)."),
-                io.Float.Input("face_weight", default=1.0, min=0.0, max=3.0, step=0.05,
-                               tooltip="Strength of the audio on facial expression (official: 1.0)."),
-                io.Float.Input("lip_weight", default=1.0, min=0.0, max=3.0, step=0.05,
-                               tooltip="Strength of the audio on the lips (official: 1.0)."),
-                io.Boolean.Input("paste_back", default=False, tooltip=(
-                    "Composite the generated face crop back into the original, uncropped image with a "
-                    "feathered edge. Off: output the model's square frames.")),
-                io.Int.Input("feather", default=24, min=0, max=256, tooltip="Width of the paste-back blend edge, in pixels of the original image."),
-            ],
+                        "16 frames per clip, each clip continuing from the last two frames of the previous one. "
+                        "Every frame stays in memory: for long videos use EmoCAST Sampler to Video.",
+            inputs=sampling_inputs(),
             outputs=[
                 io.Image.Output(display_name="images"),
                 io.Audio.Output(display_name="audio"),
@@ -76,29 +31,14 @@ class EmoCASTSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, portrait, audio_features, emotion, seed, steps, cfg, pose_weight, face_weight,
                 lip_weight, paste_back, feather, vae=None) -> io.NodeOutput:
-        audio = audio_features
-        pipe = EmoCASTPipeline(model.net, _codec(model, vae), dtype=model.dtype)
-        pipe.check_inputs(portrait, audio, emotion, steps, cfg)  # before anything moves to the GPU
-        device = pipe.device = model.load_to_device()
-        total = audio.num_clips * steps
-        bar = comfy.utils.ProgressBar(total)
-
-        def on_step(done: int, _total: int) -> None:
-            mm.throw_exception_if_processing_interrupted()
-            bar.update_absolute(done, total)
-
-        def before_clip(_clip: int) -> None:
-            # The VAE may have pushed the networks off the GPU between clips.
-            model.load_to_device()
-
-        if model.vae is not None and vae is None:
-            model.vae.to(device)
-        frames = pipe(portrait, audio, emotion, steps=steps, guidance=cfg, seed=seed,
-                      motion_scale=(pose_weight, face_weight, lip_weight), on_step=on_step,
-                      before_clip=before_clip, after_clip=lambda _c: mm.soft_empty_cache())
-        images = frames.float() / 255
-        if paste_back:
-            from ..emocast_core.face import paste_back as paste
-
-            images = paste(portrait.source_image, images, portrait.crop, feather)
-        return io.NodeOutput(images, trimmed_audio(audio, frames.shape[0], audio.fps), float(audio.fps))
+        run = Sampling(model, portrait, audio_features, emotion, seed, steps, cfg,
+                       (pose_weight, face_weight, lip_weight), paste_back, feather, vae)
+        width, height = run.frame_size
+        # Filled clip by clip: one copy of the video, never a list plus its concatenation.
+        images = torch.empty(audio_features.num_frames, height, width, 3)
+        start = 0
+        for clip in run.clips():
+            images[start:start + len(clip)] = clip
+            start += len(clip)
+        audio = trimmed_audio(audio_features, len(images), audio_features.fps)
+        return io.NodeOutput(images, audio, float(audio_features.fps))

@@ -4,16 +4,13 @@ Saves like core SaveVideo (same naming, same `prompt`/`workflow` metadata),
 previews the file in the node and also returns it as VIDEO, so core
 SaveVideo / GetVideoComponents can take it further.
 """
-import os
-
 import comfy.model_management
 import comfy.utils
-import folder_paths
-from comfy.cli_args import args
 from comfy_api.latest import InputImpl, io, ui
 
 from ..emocast_core.video import write_mp4
 from .safe_paths import check_filename_prefix
+from .video_files import first_audio, output_mp4, video_metadata
 
 NODE_NAME = "EmoCAST Video Combine"
 
@@ -53,13 +50,10 @@ class VideoCombine(io.ComfyNode):
             got = list(images.shape) if hasattr(images, "shape") else type(images).__name__
             raise ValueError(f"images: expected an IMAGE batch [T,H,W,3], got {got}; connect an IMAGE output "
                              "such as the sampler's images")
-        wave, rate = _first_audio(audio)
+        wave, rate = first_audio(audio)
         check_filename_prefix(filename_prefix)
         frames, height, width = (int(n) for n in images.shape[:3])
-        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
-            filename_prefix, folder_paths.get_output_directory(), width, height)
-        file = f"{name}_{counter:05}_.mp4"
-        path = os.path.join(folder, file)
+        path, result = output_mp4(filename_prefix, width, height)
 
         bar = comfy.utils.ProgressBar(frames)
 
@@ -69,28 +63,5 @@ class VideoCombine(io.ComfyNode):
             bar.update_absolute(done, total)
 
         write_mp4(path, images, fps, audio=wave, sample_rate=rate, quality=quality,
-                  metadata=_metadata(cls.hidden), frame_callback=on_frame)
-        return io.NodeOutput(InputImpl.VideoFromFile(path),
-                             ui=ui.PreviewVideo([ui.SavedResult(file, subfolder, io.FolderType.output)]))
-
-
-def _first_audio(audio):
-    """(waveform [C,N], sample_rate) of batch item 0 of an AUDIO, or (None, None)."""
-    if audio is None:
-        return None, None
-    waveform = audio.get("waveform") if isinstance(audio, dict) else None
-    if waveform is None or waveform.ndim != 3 or waveform.shape[0] == 0:
-        shape = None if waveform is None else list(waveform.shape)
-        raise ValueError(f"audio: expected an AUDIO with waveform [B,C,N] and B >= 1, got {shape}; connect an "
-                         "AUDIO output such as Load Audio's, or leave the input empty")
-    return waveform[0], audio.get("sample_rate")
-
-
-def _metadata(hidden):
-    """Same keys and encoding as core SaveVideo: UI workflow fields + API `prompt`."""
-    if args.disable_metadata or hidden is None:  # None: called outside the executor
-        return None
-    metadata = dict(hidden.extra_pnginfo or {})
-    if hidden.prompt is not None:
-        metadata["prompt"] = hidden.prompt
-    return metadata or None
+                  metadata=video_metadata(cls.hidden), frame_callback=on_frame)
+        return io.NodeOutput(InputImpl.VideoFromFile(path), ui=ui.PreviewVideo([result]))

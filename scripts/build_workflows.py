@@ -38,8 +38,21 @@ DEMO_INPUTS = dict(portrait=demo_assets.PORTRAIT, face_mask=demo_assets.FACE_MAS
                    speech=demo_assets.SPEECH)
 
 
-def conditioning(emotion: dict, audio_file=SPEECH, sampler: dict | None = None, paste_back=False) -> dict:
-    """The shared graph: portrait, speech and emotion into the sampler, then the video."""
+def conditioning(emotion: dict, audio_file=SPEECH, sampler: dict | None = None, paste_back=False,
+                 stream=False) -> dict:
+    """The shared graph: portrait, speech and emotion into the sampler, then the video (`stream`: the
+    sampler writes the mp4 itself, clip by clip)."""
+    wires = {"model": ("load", 0), "vae": ("vae", 0), "portrait": ("prep", 0), "audio_features": ("speech", 0),
+             "emotion": ("emotion", 0)}
+    if stream:
+        video = {"sampler": ("EmoCASTSamplerToVideo", {"paste_back": paste_back, "filename_prefix": "EmoCAST/talking",
+                                                       **(sampler or {})}, wires, 2)}
+    else:
+        video = {
+            "sampler": ("EmoCASTSampler", {"paste_back": paste_back, **(sampler or {})}, wires, 2),
+            "video": ("EmoCASTVideoCombine", {"filename_prefix": "EmoCAST/talking"},
+                      {"images": ("sampler", 0), "fps": ("sampler", 2), "audio": ("sampler", 1)}, 3),
+        }
     return {
         "load": ("LoadEmoCAST", {"checkpoint": MODELS["checkpoint"]}, {}, 0),
         "vae": ("VAELoader", {"vae_name": MODELS["vae_name"]}, {}, 0),
@@ -48,11 +61,7 @@ def conditioning(emotion: dict, audio_file=SPEECH, sampler: dict | None = None, 
         "prep": ("EmoCASTPortraitPrep", {"insightface_dir": MODELS["insightface_dir"]}, {"image": ("image", 0)}, 1),
         "speech": ("AudioEmotiveEncode", {"wav2vec_model": MODELS["wav2vec_model"]}, {"audio": ("audio", 0)}, 1),
         "emotion": ("EmotionPromptEncode", {"text_encoder": MODELS["text_encoder"], **emotion}, {}, 1),
-        "sampler": ("EmoCASTSampler", {"paste_back": paste_back, **(sampler or {})},
-                    {"model": ("load", 0), "vae": ("vae", 0), "portrait": ("prep", 0),
-                     "audio_features": ("speech", 0), "emotion": ("emotion", 0)}, 2),
-        "video": ("EmoCASTVideoCombine", {"filename_prefix": "EmoCAST/talking"},
-                  {"images": ("sampler", 0), "fps": ("sampler", 2), "audio": ("sampler", 1)}, 3),
+        **video,
     }
 
 
@@ -73,11 +82,12 @@ WORKFLOWS = {
         "note": note(MODEL_NOTE),
     },
     "emocast_long_audio": {
-        **conditioning({"preset": "neutral"}, paste_back=True),
+        **conditioning({"preset": "neutral"}, paste_back=True, stream=True),
         "note": note(
-            "Long audio: any length works. The sampler generates 16-frame clips one after another, each "
-            "continuing from the last two frames, and frees memory between clips; the progress bar counts "
-            "clips x steps. paste_back composites the face crop into the original picture. " + MODEL_NOTE),
+            "Long audio: any length works. Sampler to Video generates 16-frame clips one after another, each "
+            "continuing from the last two frames, and writes each clip into the mp4 as soon as it is made, so "
+            "memory stays that of one clip; the progress bar counts clips x steps. paste_back composites the "
+            "face crop into the original picture. " + MODEL_NOTE),
     },
     "emocast_emotion_keyframes": {
         **conditioning({"preset": "custom", "transition_seconds": 0.8,
@@ -133,11 +143,9 @@ def demo() -> dict:
                  {"image": ("image", 0), "face_mask": ("face_mask", 0), "lip_mask": ("lip_mask", 0)}, 1),
         "speech": ("AudioEmotiveEncode", {"wav2vec_model": DEMO_MODELS["wav2vec_model"]}, {"audio": ("audio", 0)}, 1),
         "emotion": ("EmotionPromptEncode", {"text_encoder": DEMO_MODELS["text_encoder"], "preset": "happy"}, {}, 1),
-        "sampler": ("EmoCASTSampler", {"steps": 20, "cfg": DEMO_GUIDANCE},
+        "sampler": ("EmoCASTSamplerToVideo", {"steps": 20, "cfg": DEMO_GUIDANCE, "filename_prefix": "EmoCAST/demo"},
                     {"model": ("load", 0), "portrait": ("prep", 0), "audio_features": ("speech", 0),
                      "emotion": ("emotion", 0)}, 2),
-        "video": ("EmoCASTVideoCombine", {"filename_prefix": "EmoCAST/demo"},
-                  {"images": ("sampler", 0), "fps": ("sampler", 2), "audio": ("sampler", 1)}, 3),
         "note": note(
             "DEMO MODEL, not EmoCAST's weights: a 5 M-parameter EmoCAST the pack trained itself on drawn "
             "64x64 faces (demo_model/README.md). It animates drawn faces like the bundled one, not photos. "

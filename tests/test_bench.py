@@ -32,3 +32,14 @@ def test_demo_stage_bench_times_the_asked_stages(capsys):
     result = json.loads(lines[0])
     assert result["latent_factor"] == 4 and result["batch"] == 4 and result["s_per_step"] > 0
     assert result["block_out_channels"] == [32, 64, 64, 64]
+
+
+def test_bench_stream_mode_compares_lengths_in_fresh_processes(capsys):
+    args = ["--mode", "stream", "--config", "tiny", "--seconds", "0.3", "0.7", "--steps", "1", "--json"]
+    assert bench.main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    short, long = result["runs"]
+    assert (short["frames"], long["frames"]) == (8, 18) and short["frame_size"] == [64, 64]
+    for run in (short, long):
+        assert run["peak_gb"] >= run["rss_before_gb"] > 0 and run["inputs_gb"] >= 0
+    assert short["peak_over_shortest"] == 0

@@ -1,4 +1,4 @@
-"""LoadEmoCAST and EmoCASTSampler against the real ComfyUI 0.3.75, in-process.
+"""LoadEmoCAST, EmoCASTSampler and EmoCASTSamplerToVideo against the real ComfyUI 0.3.75, in-process.
 
 A tiny model in the official net.pth layout goes into models/emocast/; the VAE
 is a random SD1.5-architecture VAE loaded by ComfyUI itself, and its use by the
@@ -7,7 +7,9 @@ sampler is checked against the official diffusers path.
 import importlib
 import math
 from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKL
@@ -19,6 +21,7 @@ from emocast_core.face import masks_only_models, prepare_portrait
 from emocast_core.models import EmoCASTNet
 from emocast_core.pipeline import SD_VAE_ARCHITECTURE, DiffusersVAECodec
 from emocast_core.text import EmotionConditioning
+from emocast_core.video import read_mp4, write_mp4
 
 pytestmark = pytest.mark.comfyui
 
@@ -256,3 +259,78 @@ def test_a_factor_8_vae_on_a_factor_4_model_is_named(comfy, comfy_vae):
     portrait, audio, emotion = make_inputs(frames=5)
     with pytest.raises(ValueError, match="downsamples by 4: use the VAE it was trained with"):
         run_sampler(comfy, comfy_vae, portrait, audio, emotion, model=model, steps=1)
+
+
+# EmoCAST Sampler to Video: the same frames, streamed into an mp4 clip by clip.
+
+def run_to_video(comfy, comfy_vae, portrait, audio, emotion, prefix, **overrides):
+    model = comfy.run_node("LoadEmoCAST", checkpoint="tiny_net.pth", dtype="fp32").result[0]
+    inputs = dict(model=model, vae=comfy_vae, portrait=portrait, audio_features=audio, emotion=emotion, seed=42,
+                  steps=1, cfg=3.5, pose_weight=1.0, face_weight=1.0, lip_weight=1.0, paste_back=False, feather=24,
+                  filename_prefix=prefix, quality=0)
+    inputs.update(overrides)
+    return comfy.run_node("EmoCASTSamplerToVideo", **inputs)
+
+
+def saved_path(comfy, out) -> Path:
+    (item,) = out.ui.as_dict()["images"]
+    return Path(comfy.folder_paths.get_output_directory()) / item["subfolder"] / item["filename"]
+
+
+def same_as_encoded(video, images, tmp_path) -> bool:
+    """Whether `video` decodes to exactly what the one-shot writer makes of `images` at the same quality."""
+    reference = read_mp4(write_mp4(tmp_path / "reference.mp4", images, 25, quality=0))
+    return np.array_equal(video.frames, reference.frames)
+
+
+def test_the_video_holds_the_samplers_frames_and_the_speech(comfy, comfy_vae, tmp_path):
+    portrait, audio, emotion = make_inputs(frames=20)
+    out = run_to_video(comfy, comfy_vae, portrait, audio, emotion, "emocast_test/stream")
+    path = saved_path(comfy, out)
+    assert path.is_file() and out.result[0].get_dimensions() == (64, 64)
+    video = read_mp4(path)
+    assert video.frame_count == 20 and video.fps == 25
+    assert video.sample_rate == 16000 and abs(video.audio.shape[-1] - 20 / 25 * 16000) <= 1
+    images = run_sampler(comfy, comfy_vae, portrait, audio, emotion, steps=1)[0]
+    assert same_as_encoded(video, images, tmp_path)
+    assert not list(path.parent.glob(".*partial*"))
+
+
+def test_paste_back_streams_frames_of_the_source_pictures_size(comfy, comfy_vae, tmp_path):
+    portrait, audio, emotion = make_inputs(frames=18)
+    out = run_to_video(comfy, comfy_vae, portrait, audio, emotion, "emocast_test/pasted", paste_back=True)
+    video = read_mp4(saved_path(comfy, out))
+    height, width = portrait.source_image.shape[:2]
+    assert (video.frame_count, video.height, video.width) == (18, height, width)
+    pasted = run_sampler(comfy, comfy_vae, portrait, audio, emotion, steps=1, paste_back=True)[0]
+    assert same_as_encoded(video, pasted, tmp_path)
+
+
+def test_an_interrupt_leaves_no_file_behind(comfy, comfy_vae):
+    import comfy.model_management as mm
+
+    portrait, audio, emotion = make_inputs(frames=40)
+    folder = Path(comfy.folder_paths.get_output_directory()) / "emocast_test_interrupt"
+    calls = []
+    original = mm.throw_exception_if_processing_interrupted
+
+    def interrupt_in_the_second_clip():
+        calls.append(1)
+        if len(calls) == 2:  # one step per clip: clip 1 is written, clip 2 is interrupted
+            mm.interrupt_current_processing(True)
+        original()
+
+    mm.throw_exception_if_processing_interrupted = interrupt_in_the_second_clip
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            run_to_video(comfy, comfy_vae, portrait, audio, emotion, "emocast_test_interrupt/cut")
+    finally:
+        mm.throw_exception_if_processing_interrupted = original
+        mm.interrupt_current_processing(False)
+    assert len(calls) == 2 and not any(folder.iterdir())
+
+
+def test_a_bad_prefix_is_refused_before_sampling(comfy, comfy_vae):
+    portrait, audio, emotion = make_inputs(frames=16)
+    with pytest.raises(ValueError, match="filename_prefix"):
+        run_to_video(comfy, comfy_vae, portrait, audio, emotion, "")

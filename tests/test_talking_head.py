@@ -8,7 +8,8 @@ from emocast_core.config import EmoCASTConfig
 from emocast_core.deterministic_weights import fill_deterministic
 from emocast_core.models import EmoCASTNet
 from emocast_core.pipeline import (
-    DiffusersVAECodec, TalkingHeadRequest, clip_conditioning, denoise_clip, generate_talking_head, make_scheduler,
+    DiffusersVAECodec, TalkingHeadRequest, clip_conditioning, denoise_clip, generate_talking_head, iter_talking_head,
+    make_scheduler,
 )
 
 CFG = EmoCASTConfig.tiny()
@@ -74,6 +75,13 @@ def test_clips_chain_on_the_last_two_frames(net, codec):
     clip1 = _clip(net, codec, req, 1, motion1, noise1)
     expected = (torch.cat([clip0, clip1]).permute(0, 2, 3, 1) * 255).round()[:20]
     assert (video.float() - expected).abs().max() <= 1  # uint8 rounding only
+
+
+def test_the_clips_one_at_a_time_are_the_whole_video(net, codec):
+    req = make_request(frames=37, steps=1)
+    clips = list(iter_talking_head(net, codec, req))
+    assert [len(c) for c in clips] == [16, 16, 5]
+    assert torch.equal(torch.cat(clips), generate_talking_head(net, codec, req))
 
 
 def test_seed_decides_the_noise(net, codec):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from emocast_core.video import read_mp4, write_mp4
+from emocast_core.video import Mp4Stream, read_mp4, write_mp4
 
 FPS = 25
 BARS = np.array([[1, 1, 1], [1, 1, 0], [0, 1, 1], [0, 1, 0],
@@ -182,3 +182,38 @@ def test_bad_inputs_raise_before_writing(tmp_path, kwargs, match):
 def test_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         write_mp4(tmp_path / "nope" / "x.mp4", GOOD, FPS)
+
+
+def test_a_video_written_piece_by_piece_equals_the_one_shot_file(tmp_path):
+    frames = colour_bars(t=37)
+    audio = tone(440, 37 / FPS, 16000)[None]
+    whole = read_mp4(write_mp4(tmp_path / "whole.mp4", frames, FPS, audio=audio, sample_rate=16000))
+    done = []
+    with Mp4Stream(tmp_path / "pieces.mp4", FPS, 64, 48, total_frames=37, audio=audio, sample_rate=16000,
+                   frame_callback=lambda n, total: done.append((n, total))) as video:
+        for start in range(0, 37, 16):  # clips of 16, 16 and 5 frames, uint8 like the pipeline's
+            video.write((frames[start:start + 16] * 255).round().to(torch.uint8))
+    pieces = read_mp4(tmp_path / "pieces.mp4")
+    assert done[-1] == (37, 37) and len(done) == 37
+    np.testing.assert_array_equal(pieces.frames, whole.frames)
+    np.testing.assert_array_equal(pieces.audio, whole.audio)
+
+
+def test_a_stream_that_stops_early_or_fails_leaves_nothing(tmp_path):
+    frames = colour_bars(t=20)
+    with pytest.raises(ValueError, match="got 16 of 20 frames; nothing was saved"):
+        with Mp4Stream(tmp_path / "short.mp4", FPS, 64, 48, total_frames=20) as video:
+            video.write(frames[:16])
+    with pytest.raises(RuntimeError, match="stop"):
+        with Mp4Stream(tmp_path / "failed.mp4", FPS, 64, 48, total_frames=20) as video:
+            video.write(frames[:16])
+            raise RuntimeError("stop")
+    with Mp4Stream(tmp_path / "sizes.mp4", FPS, 64, 48, total_frames=20) as video:
+        with pytest.raises(ValueError, match="frames are 32x48, this video is 64x48"):
+            video.write(frames[:4, :, :32])
+        with pytest.raises(ValueError, match="more than the 20 announced"):
+            video.write(torch.cat([frames, frames[:1]]))
+        video.write(frames)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sizes.mp4"]
+    with pytest.raises(ValueError, match="audio needs total_frames"):
+        Mp4Stream(tmp_path / "x.mp4", FPS, 64, 48, audio=np.zeros((1, 100), np.float32), sample_rate=16000)

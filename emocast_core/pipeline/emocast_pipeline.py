@@ -1,18 +1,19 @@
 """The one entry to generation: a prepared portrait, audio features and an emotion -> video frames.
 
 Shaped like a diffusers pipeline: `check_inputs` says what does not fit the model
-before anything runs, `__call__` builds the request and generates clip after clip.
+before anything runs, `__call__` builds the request and generates clip after clip
+(`clips` hands the clips over one at a time instead: long videos in flat memory).
 The sampler node, the demo model, the toy benchmark and `emocast_core.bench` all
 come through here.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
 from ..models import EmoCASTNet
-from .talking_head import ProgressFn, TalkingHeadRequest, generate_talking_head
+from .talking_head import ProgressFn, TalkingHeadRequest, generate_talking_head, iter_talking_head
 from .vae import LatentCodec
 
 
@@ -69,3 +70,13 @@ class EmoCASTPipeline:
         req = self.request(portrait, audio_features, emotion, steps, guidance, seed, motion_scale)
         return generate_talking_head(self.net, self.codec, req, device=self.device, dtype=self.dtype,
                                      on_step=on_step, before_clip=before_clip, after_clip=after_clip)
+
+    def clips(self, portrait, audio_features, emotion, *, steps: int = 40, guidance: float = 3.5, seed: int = 42,
+              motion_scale: tuple = (1.0, 1.0, 1.0), on_step: ProgressFn | None = None,
+              before_clip: Callable[[int], None] | None = None,
+              after_clip: Callable[[int], None] | None = None) -> Iterator[torch.Tensor]:
+        """The same frames as `__call__`, one clip at a time (uint8 [<= 16, S, S, 3] each, in order)."""
+        self.check_inputs(portrait, audio_features, emotion, steps, guidance)
+        req = self.request(portrait, audio_features, emotion, steps, guidance, seed, motion_scale)
+        return iter_talking_head(self.net, self.codec, req, device=self.device, dtype=self.dtype,
+                                 on_step=on_step, before_clip=before_clip, after_clip=after_clip)

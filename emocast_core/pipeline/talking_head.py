@@ -1,7 +1,8 @@
 """Whole-video generation: clips of 16 frames in sequence, each continuing the last.
 
 Clip 0 uses the reference image as its two motion frames; clip k > 0 uses the
-last two generated frames, re-encoded by the VAE.  Audio is consumed 16
+last two generated frames, re-encoded by the VAE (after the last clip nothing is
+re-encoded: no clip follows).  Audio is consumed 16
 frames at a time (padded to whole clips) and the video is trimmed to the
 audio's true frame count.  Noise comes from one CPU generator seeded once, in
 clip order, as the official script does with its fixed seed.
@@ -9,7 +10,7 @@ clip order, as the official script does with its fixed seed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -62,7 +63,68 @@ def _check(req: TalkingHeadRequest, net: EmoCASTNet) -> None:
         raise ValueError("clip_length + motion frames exceed the motion modules' 32 positions")
 
 
-@torch.no_grad()
+def iter_talking_head(
+    net: EmoCASTNet,
+    codec: LatentCodec,
+    req: TalkingHeadRequest,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    on_step: ProgressFn | None = None,
+    before_clip: Callable[[int], None] | None = None,
+    after_clip: Callable[[int], None] | None = None,
+) -> Iterator[torch.Tensor]:
+    """The video clip by clip: uint8 frames [<= clip_length, H, W, 3] on the CPU, trimmed to the audio.
+
+    Only one clip is alive at a time, so memory does not grow with the audio's length.
+    `before_clip(c)` / `after_clip(c)` run around each clip (model placement, cache release).
+    """
+    _check(req, net)
+    device = torch.device(device)
+    to = dict(device=device, dtype=dtype)
+    clips, length = req.audio.num_clips, req.audio.clip_length
+    total_steps = clips * req.steps
+    reference = req.reference.to(**to)
+    with torch.no_grad():
+        ref_latent = codec.encode(reference).to(**to)
+    latent_size = ref_latent.shape[-1]
+    if latent_size * net.config.latent_factor != req.reference.shape[-1]:
+        raise ValueError(
+            f"the VAE turns the {req.reference.shape[-1]}² reference into a {latent_size}² latent, but the model "
+            f"was trained on a VAE that downsamples by {net.config.latent_factor}: use the VAE it was trained with")
+    generator = torch.Generator().manual_seed(req.seed)
+    scheduler = make_scheduler()
+    motion = torch.cat([ref_latent, ref_latent, ref_latent])  # (reference, m1, m2) for clip 0
+    for c in range(clips):
+        if before_clip is not None:
+            before_clip(c)
+        with torch.no_grad():
+            windows = req.audio.clip_windows(c).unsqueeze(0).to(**to)
+            text = req.text_cond
+            if req.emotion_per_frame is not None:
+                text = req.emotion_per_frame[c * length : (c + 1) * length].unsqueeze(0)
+            cond = clip_conditioning(
+                net, text.to(**to), req.text_uncond.to(**to), req.face_embedding.to(**to), windows,
+                [tuple(m.to(**to) for m in triple) for triple in req.mask_levels], req.face_region.to(**to),
+            )
+            noise = torch.randn(1, net.config.in_channels, length, latent_size, latent_size,
+                                generator=generator).to(**to)
+            step_fn = None
+            if on_step is not None:
+                step_fn = lambda i, n, c=c: on_step(c * req.steps + i + 1, total_steps)  # noqa: E731
+            latents = denoise_clip(net, scheduler, noise, motion, cond, req.steps, req.guidance, req.motion_scale,
+                                   on_step=step_fn)
+            images = codec.decode(latents[0].transpose(0, 1))  # [F, 3, H, W] in [0, 1]
+            if c + 1 < clips:  # the next clip's motion frames; the last clip has no next
+                last = images[-net.config.motion_frames :].to(**to) * 2 - 1
+                motion = torch.cat([ref_latent, codec.encode(last).to(**to)])
+            keep = min(length, req.audio.num_frames - c * length)
+            frames = (images[:keep].permute(0, 2, 3, 1).float().cpu() * 255).round().to(torch.uint8)
+            del cond, latents, images
+        yield frames
+        if after_clip is not None:
+            after_clip(c)
+
+
 def generate_talking_head(
     net: EmoCASTNet,
     codec: LatentCodec,
@@ -73,51 +135,12 @@ def generate_talking_head(
     before_clip: Callable[[int], None] | None = None,
     after_clip: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """Frames [num_frames, H, W, 3] as uint8 on the CPU (compact for long audio).
-
-    `before_clip(c)` / `after_clip(c)` run around each clip (model placement, cache release).
-    """
-    _check(req, net)
-    device = torch.device(device)
-    to = dict(device=device, dtype=dtype)
-    clips, length = req.audio.num_clips, req.audio.clip_length
-    total_steps = clips * req.steps
-    reference = req.reference.to(**to)
-    ref_latent = codec.encode(reference).to(**to)
-    latent_size = ref_latent.shape[-1]
-    if latent_size * net.config.latent_factor != req.reference.shape[-1]:
-        raise ValueError(
-            f"the VAE turns the {req.reference.shape[-1]}² reference into a {latent_size}² latent, but the model "
-            f"was trained on a VAE that downsamples by {net.config.latent_factor}: use the VAE it was trained with")
-    generator = torch.Generator().manual_seed(req.seed)
-    scheduler = make_scheduler()
-    motion = torch.cat([ref_latent, ref_latent, ref_latent])  # (reference, m1, m2) for clip 0
+    """The whole video: uint8 frames [num_frames, H, W, 3] on the CPU (see `iter_talking_head`)."""
     size = req.reference.shape[-1]
     # Filled clip by clip: one uint8 copy of the video, never a list plus its concatenation.
     video = torch.empty(req.audio.num_frames, size, size, 3, dtype=torch.uint8)
-    for c in range(clips):
-        if before_clip is not None:
-            before_clip(c)
-        windows = req.audio.clip_windows(c).unsqueeze(0).to(**to)
-        text = req.text_cond
-        if req.emotion_per_frame is not None:
-            text = req.emotion_per_frame[c * length : (c + 1) * length].unsqueeze(0)
-        cond = clip_conditioning(
-            net, text.to(**to), req.text_uncond.to(**to), req.face_embedding.to(**to), windows,
-            [tuple(m.to(**to) for m in triple) for triple in req.mask_levels], req.face_region.to(**to),
-        )
-        noise = torch.randn(1, net.config.in_channels, length, latent_size, latent_size, generator=generator).to(**to)
-        step_fn = None
-        if on_step is not None:
-            step_fn = lambda i, n, c=c: on_step(c * req.steps + i + 1, total_steps)  # noqa: E731
-        latents = denoise_clip(net, scheduler, noise, motion, cond, req.steps, req.guidance, req.motion_scale,
-                               on_step=step_fn)
-        images = codec.decode(latents[0].transpose(0, 1))  # [F, 3, H, W] in [0, 1]
-        last = images[-net.config.motion_frames :].to(**to) * 2 - 1
-        motion = torch.cat([ref_latent, codec.encode(last).to(**to)])
-        keep = min(length, req.audio.num_frames - c * length)
-        video[c * length : c * length + keep] = (images[:keep].permute(0, 2, 3, 1).float().cpu() * 255).round()
-        del cond, latents, images
-        if after_clip is not None:
-            after_clip(c)
+    start = 0
+    for frames in iter_talking_head(net, codec, req, device, dtype, on_step, before_clip, after_clip):
+        video[start : start + len(frames)] = frames
+        start += len(frames)
     return video

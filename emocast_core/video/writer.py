@@ -1,9 +1,10 @@
 """Frames (+ optional audio) to an H.264/AAC mp4 with PyAV, written atomically.
 
-The clip is encoded into a hidden `.<name>.partial.mp4` next to the target and
+The video is encoded into a hidden `.<name>.partial.mp4` next to the target and
 renamed onto it only when the container is complete, so a crash, a bad input
 or an interrupt raised from `frame_callback` never leaves a truncated video
-under the final name (and no partial file either).
+under the final name (and no partial file either).  `write_mp4` takes the whole
+clip; `Mp4Stream` takes it piece by piece (long videos in flat memory).
 """
 from __future__ import annotations
 
@@ -45,67 +46,129 @@ def write_mp4(path, frames, fps, *, audio=None, sample_rate: Optional[int] = Non
     Returns the final path.  Raises ValueError for bad inputs before writing.
     """
     n_frames, height, width = check_frames(frames)
-    rate = frame_rate(fps)
-    wav, sr = fit_audio(audio, sample_rate, n_frames, rate) if audio is not None else (None, None)
-    crf = _check_quality(quality)
-    if preset is not None and preset not in X264_PRESETS:
-        raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}")
-    tags = _metadata_tags(metadata)
-
-    final = os.path.abspath(os.fspath(path))
-    folder, name = os.path.split(final)
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"output folder {folder} does not exist; create it first")
-    stem, _ = os.path.splitext(name)
-    partial = os.path.join(folder, f".{stem}.partial.mp4")
-    try:
-        _encode(partial, frames, rate, (width + width % 2, height + height % 2),
-                wav, sr, crf, preset, tags, frame_callback)
-        os.replace(partial, final)
-    except BaseException:
-        _remove(partial)
-        raise
-    return final
+    with Mp4Stream(path, fps, width, height, total_frames=n_frames, audio=audio, sample_rate=sample_rate,
+                   quality=quality, preset=preset, metadata=metadata, frame_callback=frame_callback) as video:
+        video.write(frames, checked=True)
+    return video.path
 
 
-def _encode(partial, frames, rate, size, wav, sr, crf, preset, tags, frame_callback):
-    # faststart puts the index first so browsers can preview while loading;
-    # use_metadata_tags lets mp4 carry arbitrary keys such as `prompt`.
-    container = av.open(partial, mode="w", format="mp4",
-                        options={"movflags": "use_metadata_tags+faststart"})
-    try:
-        for key, value in tags.items():
-            container.metadata[key] = value
-        video = container.add_stream("libx264", rate=rate)
-        video.width, video.height = size
-        video.pix_fmt = "yuv420p"
-        video.options = {"crf": str(crf), **({"preset": preset} if preset else {})}
-        audio = None
-        if wav is not None:
-            audio = container.add_stream("aac", rate=_aac_rate(sr))
-            audio.layout = "mono" if wav.shape[0] == 1 else "stereo"
-        total = len(frames)
-        sent = 0  # audio samples handed to the encoder so far
-        for i in range(total):
-            img = pad_to_even(frame_to_rgb24(frames[i]))
-            container.mux(video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
-            if audio is not None:
-                # Interleave: push the audio that belongs to this frame's time span.
-                upto = round(Fraction((i + 1) * sr) / rate)
-                _encode_audio(container, audio, wav[:, sent:upto], sent, sr)
-                sent = upto
-            if frame_callback is not None:
-                frame_callback(i + 1, total)
-        container.mux(video.encode(None))
-        if audio is not None:
-            container.mux(audio.encode(None))
-    except BaseException:
+class Mp4Stream:
+    """An mp4 written piece by piece, for videos too long to hold in memory.
+
+        with Mp4Stream(path, fps, width, height, total_frames=T, audio=wav, sample_rate=sr) as video:
+            for clip in clips:
+                video.write(clip)      # [t, H, W, 3], float 0..1 or uint8
+
+    Same encoding as `write_mp4`.  The audio (whole, known up front) is fitted to
+    `total_frames` and interleaved as the frames arrive.  Leaving the block normally
+    renames the file onto `path`; an exception inside it (an interrupt, an error),
+    or a video shorter than `total_frames`, removes the partial file instead, so
+    nothing ever appears under `path` unless it is complete.
+    """
+
+    def __init__(self, path, fps, width: int, height: int, *, total_frames: Optional[int] = None, audio=None,
+                 sample_rate: Optional[int] = None, quality: int = 19, preset: Optional[str] = None,
+                 metadata: Optional[Mapping[str, object]] = None, frame_callback: Optional[FrameCallback] = None):
+        self.rate = frame_rate(fps)
+        if audio is not None and total_frames is None:
+            raise ValueError("audio needs total_frames: the track is fitted to the video's duration up front")
+        if total_frames is not None and total_frames < 1:
+            raise ValueError(f"total_frames must be at least 1, got {total_frames}")
+        self.total, self.size = total_frames, (int(width), int(height))
+        self.wav, self.sr = (fit_audio(audio, sample_rate, total_frames, self.rate) if audio is not None
+                             else (None, None))
+        crf = _check_quality(quality)
+        if preset is not None and preset not in X264_PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}")
+        tags = _metadata_tags(metadata)
+        self.path = os.path.abspath(os.fspath(path))
+        folder, name = os.path.split(self.path)
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"output folder {folder} does not exist; create it first")
+        self.partial = os.path.join(folder, f".{os.path.splitext(name)[0]}.partial.mp4")
+        self.frame_callback, self.written, self._sent = frame_callback, 0, 0
+        self._container = None
         try:
-            container.close()
-        except Exception:  # the original error matters, not a failed trailer
-            pass
-        raise
-    container.close()
+            self._open(width + width % 2, height + height % 2, crf, preset, tags)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _open(self, width, height, crf, preset, tags):
+        # faststart puts the index first so browsers can preview while loading;
+        # use_metadata_tags lets mp4 carry arbitrary keys such as `prompt`.
+        self._container = av.open(self.partial, mode="w", format="mp4",
+                                  options={"movflags": "use_metadata_tags+faststart"})
+        for key, value in tags.items():
+            self._container.metadata[key] = value
+        self._video = self._container.add_stream("libx264", rate=self.rate)
+        self._video.width, self._video.height = width, height
+        self._video.pix_fmt = "yuv420p"
+        self._video.options = {"crf": str(crf), **({"preset": preset} if preset else {})}
+        self._audio = None
+        if self.wav is not None:
+            self._audio = self._container.add_stream("aac", rate=_aac_rate(self.sr))
+            self._audio.layout = "mono" if self.wav.shape[0] == 1 else "stereo"
+
+    def write(self, frames, checked: bool = False) -> None:
+        """Append `frames` [t, H, W, 3] (the size given at the start)."""
+        if self._container is None:
+            raise ValueError("this video is closed; start a new Mp4Stream")
+        n, height, width = (len(frames), *frames.shape[1:3]) if checked else check_frames(frames)
+        if (width, height) != self.size:
+            raise ValueError(f"frames are {width}x{height}, this video is {self.size[0]}x{self.size[1]}")
+        if self.total is not None and self.written + n > self.total:
+            raise ValueError(f"{self.written + n} frames written, more than the {self.total} announced")
+        container, total = self._container, self.total or 0
+        for i in range(n):
+            img = pad_to_even(frame_to_rgb24(frames[i]))
+            container.mux(self._video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+            self.written += 1
+            if self._audio is not None:
+                # Interleave: push the audio that belongs to this frame's time span.
+                upto = round(Fraction(self.written * self.sr) / self.rate)
+                _encode_audio(container, self._audio, self.wav[:, self._sent:upto], self._sent, self.sr)
+                self._sent = upto
+            if self.frame_callback is not None:
+                self.frame_callback(self.written, total)
+
+    def close(self) -> str:
+        """Finish the file and put it under its final name; returns that path."""
+        if self._container is None:
+            raise ValueError("this video is closed already")
+        try:
+            if self.written == 0 or (self.total is not None and self.written != self.total):
+                raise ValueError(f"the video got {self.written} of {self.total or 'at least 1'} frames; "
+                                 "nothing was saved")
+            self._container.mux(self._video.encode(None))
+            if self._audio is not None:
+                self._container.mux(self._audio.encode(None))
+            self._container.close()
+            self._container = None
+            os.replace(self.partial, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial file (a no-op after `close`)."""
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # the original error matters, not a failed trailer
+                pass
+            self._container = None
+        _remove(self.partial)
+
+    def __enter__(self) -> "Mp4Stream":
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def _encode_audio(container, stream, chunk: np.ndarray, pts: int, sr: int) -> None:

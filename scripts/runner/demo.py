@@ -52,7 +52,7 @@ def cpu_sized(graph: dict, steps: int, resolution: int, audio: str | None = None
     """An API graph with CPU-friendly sampler steps, frame size (and optionally audio file), in place."""
     for node in graph.values():
         kind, inputs = node["class_type"], node["inputs"]
-        if kind == "EmoCASTSampler":
+        if kind in ("EmoCASTSampler", "EmoCASTSamplerToVideo"):
             inputs["steps"] = steps
         elif kind == "EmoCASTPortraitPrep":
             inputs["resolution"] = resolution
