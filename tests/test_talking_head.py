@@ -9,7 +9,7 @@ from emocast_core.deterministic_weights import fill_deterministic
 from emocast_core.models import EmoCASTNet
 from emocast_core.pipeline import (
     DiffusersVAECodec, TalkingHeadRequest, clip_conditioning, denoise_clip, generate_talking_head, iter_talking_head,
-    make_scheduler,
+    make_scheduler, write_reference,
 )
 
 CFG = EmoCASTConfig.tiny()
@@ -157,3 +157,23 @@ def test_a_factor_4_model_runs_on_16x16_latents_and_mismatches_are_named():
     with pytest.raises(ValueError, match="divisible by 32"):
         generate_talking_head(net4, DiffusersVAECodec(vae4), req8)
 
+
+
+def test_work_kept_for_a_clip_gives_the_numbers_of_computing_it_every_step(net):
+    """The EAA and its keys and values are made once per clip (clip_cache) and reused: bit for bit the same."""
+    req = make_request(frames=16)
+    cond = clip_conditioning(net, req.text_cond, req.text_uncond, req.face_embedding,
+                             req.audio.clip_windows(0).unsqueeze(0), req.mask_levels, req.face_region)
+    g = torch.Generator().manual_seed(3)
+    motion = torch.randn(3, 4, 8, 8, generator=g)
+    bank = write_reference(net, motion, cond.text_face, 16)
+    x1, x2 = (torch.randn(2, 4, 16, 8, 8, generator=g) for _ in range(2))
+    args = (cond.text_face, cond.audio, cond.emotion, cond.masks, cond.face_features, bank, (1.0, 1.0, 1.0))
+    cache = {}
+    with torch.no_grad():
+        net.denoising_unet(x1, torch.tensor(999), *args, cache)  # the first step fills it
+        kept = net.denoising_unet(x2, torch.tensor(500), *args, cache)
+        fresh = net.denoising_unet(x2, torch.tensor(500), *args)
+    blocks = [m for n, m in net.denoising_unet.named_modules() if n.endswith("transformer_blocks.0")
+              and ".audio_modules." in n]
+    assert set(cache) == set(blocks) and torch.equal(kept, fresh)

@@ -5,9 +5,16 @@ the 32 audio tokens (EAA) and the result *replaces* the audio tokens; three
 cross-attentions to it, each masked to a region (background "pose", face
 minus lips "expression", lips), go through zero-initialised 1x1 convs, are
 scaled by the user's (pose, face, lip) weights and added; GEGLU feed-forward.
+
+The EAA reads only the emotion text and the audio tokens, which stay the same at
+every denoising step of a clip, and so do the keys and values the three region
+attentions make of its result: given a per-clip `cache` dict, each block computes
+them at the first step and reuses them at the others (the same tensors, so the same
+numbers).
 """
 from __future__ import annotations
 
+import torch.nn.functional as F
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
 from torch import nn
@@ -20,6 +27,18 @@ def _zero_conv(dim: int) -> nn.Conv2d:
     nn.init.zeros_(conv.weight)
     nn.init.zeros_(conv.bias)
     return conv
+
+
+def _attend(attn: Attention, x, key, value):
+    """`attn(x, context)` given the context's keys and values: the steps diffusers' AttnProcessor2_0 takes
+    for a plain cross-attention (no mask, norms or residual, as here), in the same order."""
+    batch, head_dim = x.shape[0], key.shape[-1] // attn.heads
+    query = attn.to_q(x).view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+    key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+    value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False)
+    out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
+    return attn.to_out[1](attn.to_out[0](out)) / attn.rescale_output_factor
 
 
 class EmotiveAudioBlock(nn.Module):
@@ -39,14 +58,21 @@ class EmotiveAudioBlock(nn.Module):
         self.ff = FeedForward(dim, activation_fn="geglu")
         self.norm3 = nn.LayerNorm(dim)
 
-    def forward(self, x, audio_tokens, emotion_tokens, masks, motion_scale):
-        """x [N, hw, dim]; audio [N, 32, 768]; emotion [N, 77, 768]; masks 3 x [N, hw]."""
+    def forward(self, x, audio_tokens, emotion_tokens, masks, motion_scale, cache: dict | None = None):
+        """x [N, hw, dim]; audio [N, 32, 768]; emotion [N, 77, 768]; masks 3 x [N, hw]; `cache`: one clip's."""
         x = self.attn1(self.norm1(x)) + x
-        emotive_audio = self.postnorm_audioemo(self.attn_audioemo(emotion_tokens, audio_tokens))
         y = self.norm2(x)
         out = x
+        keys_values = cache.get(self) if cache is not None else None
+        if keys_values is None:
+            emotive_audio = self.postnorm_audioemo(self.attn_audioemo(emotion_tokens, audio_tokens))
+            if cache is not None:
+                keys_values = cache[self] = [(attn.to_k(emotive_audio), attn.to_v(emotive_audio))
+                                             for attn in (self.attn2_0, self.attn2_1, self.attn2_2)]
         for i, region in enumerate(REGIONS):
-            branch = getattr(self, f"attn2_{i}")(y, emotive_audio) * masks[i][:, :, None].to(y.dtype)
+            attn = getattr(self, f"attn2_{i}")
+            attended = _attend(attn, y, *keys_values[i]) if keys_values is not None else attn(y, emotive_audio)
+            branch = attended * masks[i][:, :, None].to(y.dtype)
             # A 1x1 conv acts per token, so the tokens need no square grid.
             branch = getattr(self, f"zero_conv_{region}")(branch.transpose(1, 2).unsqueeze(-1))
             out = out + motion_scale[i] * branch.squeeze(-1).transpose(1, 2)
@@ -63,13 +89,13 @@ class AudioModule(nn.Module):
         self.transformer_blocks = nn.ModuleList([EmotiveAudioBlock(inner, heads, token_dim, eaa_head_dim)])
         self.proj_out = nn.Conv2d(inner, channels, kernel_size=1)
 
-    def forward(self, x, audio_tokens, emotion_tokens, masks, motion_scale=(1.0, 1.0, 1.0)):
+    def forward(self, x, audio_tokens, emotion_tokens, masks, motion_scale=(1.0, 1.0, 1.0), cache=None):
         """x [N, C, H, W] (frames flattened into N) -> same shape."""
         n, _, h, w = x.shape
         tokens = self.proj_in(self.norm(x))
         inner = tokens.shape[1]
         tokens = tokens.flatten(2).transpose(1, 2)
         for block in self.transformer_blocks:
-            tokens = block(tokens, audio_tokens, emotion_tokens, masks, motion_scale)
+            tokens = block(tokens, audio_tokens, emotion_tokens, masks, motion_scale, cache)
         tokens = tokens.transpose(1, 2).reshape(n, inner, h, w)
         return self.proj_out(tokens) + x

@@ -66,13 +66,16 @@ class DenoisingUNet(nn.Module):
         face_features: torch.Tensor | None = None,
         bank: ReferenceBank | None = None,
         motion_scale=(1.0, 1.0, 1.0),
+        clip_cache: dict | None = None,
     ) -> torch.Tensor:
         """Predict v for latents `sample` [B, 4, F, h, w].
 
         text_face_tokens [B, 81, 768] or per frame [B, F, 81, 768]; audio_tokens [B, F, 32, 768];
         emotion_tokens [B, 77, 768] or per frame [B, F, 77, 768]; masks: per
         level (0..3), a (full, face, lip) triple of [B*F, hw] maps;
-        face_features [B, C0, F, h, w] from the FaceLocator.
+        face_features [B, C0, F, h, w] from the FaceLocator.  `clip_cache`: a dict the caller keeps
+        for one clip's steps (the same tokens, masks and bank at each), so work that does not depend
+        on the latents runs once; None computes everything.
         """
         batch, _, frames = sample.shape[:3]
         temb = embed_timesteps(self, timestep, batch, sample)
@@ -91,6 +94,7 @@ class DenoisingUNet(nn.Module):
             masks=masks,
             motion_scale=tuple(motion_scale),
             bank=bank,
+            clip_cache=clip_cache,
         )
         readers = list(self._readers()) if bank is not None else []
         for path, processor in readers:

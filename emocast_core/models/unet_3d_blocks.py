@@ -40,6 +40,7 @@ class DenoiseContext:
     masks: list  # per level: (full, face, lip), each [B*F, hw]
     motion_scale: tuple
     bank: ReferenceBank | None
+    clip_cache: dict | None = None  # what stays the same at every step of one clip (audio_module.py)
 
 
 class _Layers(nn.Module):
@@ -60,7 +61,7 @@ class _Layers(nn.Module):
 
     def _layer(self, j: int, h: torch.Tensor, ctx: DenoiseContext) -> torch.Tensor:
         h = self.attentions[j](h, encoder_hidden_states=ctx.text_face, return_dict=False)[0]
-        h = self.audio_modules[j](h, ctx.audio, ctx.emotion, ctx.masks[self.level], ctx.motion_scale)
+        h = self.audio_modules[j](h, ctx.audio, ctx.emotion, ctx.masks[self.level], ctx.motion_scale, ctx.clip_cache)
         motion = ctx.bank.motion_tokens(f"{self.path}.attentions.{j}.transformer_blocks.0") if ctx.bank else None
         return _run_motion(self.motion_modules[j], h, motion, ctx.batch, ctx.frames)
 

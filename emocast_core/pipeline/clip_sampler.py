@@ -45,10 +45,11 @@ def denoise_clip(
     scheduler.set_timesteps(steps, device=noise.device)
     bank = write_reference(net, motion_latents, cond.text_face, noise.shape[2], bank_dtype)
     x = noise * scheduler.init_noise_sigma
+    clip_cache = {}  # work that is the same at every step of this clip
     for i, t in enumerate(scheduler.timesteps):
         v = net.denoising_unet(
             torch.cat([x, x]), t, cond.text_face, cond.audio, cond.emotion, cond.masks, cond.face_features, bank,
-            motion_scale,
+            motion_scale, clip_cache,
         )
         v_uncond, v_cond = v.chunk(2)
         v = v_uncond + guidance * (v_cond - v_uncond)

@@ -125,22 +125,13 @@ def iter_talking_head(
             after_clip(c)
 
 
-def generate_talking_head(
-    net: EmoCASTNet,
-    codec: LatentCodec,
-    req: TalkingHeadRequest,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
-    on_step: ProgressFn | None = None,
-    before_clip: Callable[[int], None] | None = None,
-    after_clip: Callable[[int], None] | None = None,
-) -> torch.Tensor:
-    """The whole video: uint8 frames [num_frames, H, W, 3] on the CPU (see `iter_talking_head`)."""
+def generate_talking_head(net: EmoCASTNet, codec: LatentCodec, req: TalkingHeadRequest, **options) -> torch.Tensor:
+    """The whole video: uint8 frames [num_frames, H, W, 3] on the CPU (`options`: those of `iter_talking_head`)."""
     size = req.reference.shape[-1]
     # Filled clip by clip: one uint8 copy of the video, never a list plus its concatenation.
     video = torch.empty(req.audio.num_frames, size, size, 3, dtype=torch.uint8)
     start = 0
-    for frames in iter_talking_head(net, codec, req, device, dtype, on_step, before_clip, after_clip):
+    for frames in iter_talking_head(net, codec, req, **options):
         video[start : start + len(frames)] = frames
         start += len(frames)
     return video
