@@ -43,3 +43,14 @@ def test_bench_stream_mode_compares_lengths_in_fresh_processes(capsys):
     for run in (short, long):
         assert run["peak_gb"] >= run["rss_before_gb"] > 0 and run["inputs_gb"] >= 0
     assert short["peak_over_shortest"] == 0
+
+
+def test_bench_against_another_checkout_reports_both_and_whether_they_agree(capsys):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    args = ["--against", str(repo), "--config", "tiny", "--steps", "1", "--repeats", "1", "--json"]
+    assert bench.main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["mode"] == "against" and result["same_latents"] is True  # the same tree: the same clip
+    assert result["clip_s"]["this"] > 0 and result["clip_s"]["other"] > 0 and result["speedup"] > 0

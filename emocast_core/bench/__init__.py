@@ -5,13 +5,15 @@
     python -m emocast_core.bench --mode pipeline --seconds 10 --config official --device cuda --dtype fp16 --size 512
     python -m emocast_core.bench --mode stream --checkpoint demo_model/emocast/emocast_demo.safetensors \\
         --seconds 30 600 --steps 1 [--paste-back 1920x1080]
+    python -m emocast_core.bench --against ../older-checkout --config reduced --steps 4 --repeats 3
 
 `--mode model` (default) times one CFG denoiser step and one whole clip
 (ReferenceNet pass + `--steps` DDIM steps); `--mode pipeline` generates a
 whole video for `--seconds` of audio (VAE encode/decode and clip chaining
 included, an SD1.5-architecture VAE); `--mode stream` streams whole videos into
-mp4 files and compares their peak memory across `--seconds` lengths.  Random
-weights unless `--checkpoint` names a file that bundles its autoencoder.
+mp4 files and compares their peak memory across `--seconds` lengths; `--against`
+times a clip in this tree and another checkout side by side.  Random weights
+unless `--checkpoint` names a file that bundles its autoencoder.
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, nargs="+", default=[1.0],
                    help="audio length (pipeline); stream: one or more lengths to compare")
     p.add_argument("--paste-back", type=_size, metavar="WxH", help="stream: paste back into a picture this size")
+    p.add_argument("--against", metavar="DIR", help="model mode: time a clip here and in this other checkout")
     p.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
     args = p.parse_args(argv)
     if args.size % 64:
@@ -69,6 +72,10 @@ def main(argv=None) -> int:
 
         result = run_pipeline(args.config, args.device, args.dtype, args.size, args.seconds[0], args.steps,
                               args.checkpoint)
+    elif args.against:
+        from .against import against
+
+        result = against(args.against, args.config, args.size, args.frames, args.steps, args.repeats)
     else:
         from .model import run
 
