@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from emocast_core.text import (
-    EMOTION_PRESETS, MAX_TOKENS, SCHEDULE_FORMAT, EmotionConditioning, clear_cache, count_tokens,
+    EMOTION_PRESETS, MAX_TOKENS, EmotionConditioning, clear_cache, count_tokens,
     encode_emotion, load_clip_text, parse_schedule, preset_name, token_ids,
 )
 
@@ -67,7 +67,6 @@ def test_schedule_forms():
     ks = parse_schedule("A person talks angrily,\nshouting at: someone")  # constant; line break kept
     assert len(ks) == 1 and ks[0].prompt == "A person talks angrily,\nshouting at: someone"
     assert parse_schedule("2s: fearful")[0].time_s == 2.0
-    assert "transition_seconds" in SCHEDULE_FORMAT and "|" in SCHEDULE_FORMAT
 
 
 @pytest.mark.parametrize("bad, fragment", [

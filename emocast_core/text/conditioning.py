@@ -95,7 +95,7 @@ class EmotionConditioning:
 
 def encode_emotion(schedule: str, encoder: TextEncoder, transition_s: float = 0.5,
                    ease: str = "linear") -> EmotionConditioning:
-    """Parse `schedule` (see SCHEDULE_FORMAT), tokenise and encode each keyframe and ""."""
+    """Parse `schedule` (the format: docs/nodes.md), tokenise and encode each keyframe and ""."""
     keyframes = parse_schedule(schedule)
     # Tokenise everything first so an over-long prompt fails before any encoding.
     ids = {k.prompt: token_ids(encoder.tokenizer, k.prompt) for k in keyframes}

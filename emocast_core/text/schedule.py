@@ -1,31 +1,13 @@
 """Emotion keyframe schedules: `0s: calm and gentle | 2.5s: furious, shouting`.
 
-`SCHEDULE_FORMAT` is the user-facing definition of the format (node tooltip
-and README); `parse_schedule` and `EmotionConditioning.per_frame` implement it.
+docs/nodes.md (EmoCAST Emotion Prompt) defines the format for users;
+`parse_schedule` and `EmotionConditioning.per_frame` implement it.
 """
 import math
 import re
 from dataclasses import dataclass
 
-from .presets import PRESET_NAMES, expand_preset
-
-SCHEDULE_FORMAT = f"""\
-One emotion description, or keyframes `TIME: TEXT` so the emotion changes over the clip.
-- TEXT: free text (e.g. "speaking angrily, shouting") or a preset name \
-({", ".join(PRESET_NAMES)}), which becomes its full sentence.
-- TIME: seconds from the start of the audio: `2.5s`, `2.5 s` or `2.5`.
-- Keyframes are separated by `|`, or by a line break when the next line starts with TIME:
-  `0s: calm and gentle | 2.5s: furious, shouting`   or   `0s: happy` newline `3s: angry`.
-- The first keyframe may leave out its TIME (it is then 0s); every later one needs it. Times must differ;
-  keyframes are sorted by time.
-- Without `|` and without a leading TIME the whole text (line breaks included) is one constant emotion.
-- Each keyframe holds until the next; the change into the next one is a linear blend of the text embeddings
-  over `transition_seconds`, ending exactly at the next keyframe's time (so the new emotion is complete there;
-  when keyframes are closer than that, the blend starts at the earlier keyframe). 0 = hard cut.
-  Before the first keyframe's time its emotion holds.
-- Each TEXT may be at most 77 CLIP tokens (about 60 words), start and end tokens included; a leading number
-  followed by `:` is always read as TIME, and `|` cannot appear inside a TEXT.
-"""
+from .presets import expand_preset
 
 # A leading "2.5s:" / "2.5 s:" / "2.5:" (sign allowed so "-1s:" is an error, not text).
 _TIME = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*s?\s*:(.*)$", re.DOTALL)
