@@ -7,7 +7,7 @@ the error that the same half-precision sampling shows on the CPU.
 import pytest
 import torch
 
-from emocast_core.bench import random_conditioning
+from emocast_core.bench.model import random_conditioning
 from emocast_core.pipeline import denoise_clip, generate_talking_head, make_scheduler
 from tests.test_talking_head import _factor8_codec, make_request
 from tests.training_helpers import CFG, cache, group_relative_diff, tiny_net
