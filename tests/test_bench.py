@@ -19,6 +19,10 @@ def test_bench_pipeline_mode(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["mode"] == "pipeline" and result["frames"] == 5  # ceil(0.2 s x 25 fps)
     assert result["s_per_frame"] > 0 and result["peak_rss_gb"] > 0
+    assert (result["generated_frames"], result["padding_frames"]) == (16, 11)  # one whole clip
+    cold = result["cold_clip"]
+    assert cold["denoise_steps"] > 0 and cold["decode"] > 0 and cold["reference"] > 0 and cold["write"] > 0
+    assert cold["encode"] > 0  # the reference's latent; a single clip re-encodes nothing after it
 
 
 def test_demo_stage_bench_times_the_asked_stages(capsys):

@@ -9,8 +9,10 @@
 
 `--mode model` (default) times one CFG denoiser step and one whole clip
 (ReferenceNet pass + `--steps` DDIM steps); `--mode pipeline` generates a
-whole video for `--seconds` of audio (VAE encode/decode and clip chaining
-included, an SD1.5-architecture VAE); `--mode stream` streams whole videos into
+whole video for `--seconds` of audio into an mp4 and times each clip part by part
+(ReferenceNet, median denoising step, VAE decode and encode, writing), the first
+(cold) clip apart from the steady ones, per generated and per delivered frame;
+`--mode stream` streams whole videos into
 mp4 files and compares their peak memory across `--seconds` lengths; `--against`
 times a clip in this tree and another checkout side by side.  Random weights
 unless `--checkpoint` names a file that bundles its autoencoder.
