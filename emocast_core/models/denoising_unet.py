@@ -96,9 +96,12 @@ class DenoisingUNet(nn.Module):
             bank=bank,
             clip_cache=clip_cache,
         )
-        readers = list(self._readers()) if bank is not None else []
+        readers = []
+        if bank is not None:
+            readers = ctx.kept("readers", lambda: list(self._readers()))
         for path, processor in readers:
-            processor.set(bank.ref_rows, bank.reference_tokens(path), bank.plain_rows)
+            tokens = ctx.kept(("reference", path), lambda p=path: bank.reference_tokens(p))
+            processor.set(bank.ref_rows, tokens, bank.plain_rows)
         try:
             h = self.conv_in(sample.transpose(1, 2).flatten(0, 1))
             if face_features is not None:

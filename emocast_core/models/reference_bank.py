@@ -59,6 +59,13 @@ class ReferenceBank:
         """Round the features through `dtype` (the official hand-over copies the bank as fp16)."""
         return replace(self, features={k: v.to(dtype).to(v.dtype) for k, v in self.features.items()})
 
+    def indices_on(self, device: torch.device | str) -> "ReferenceBank":
+        """The bank with its row indices on `device` (the features' device): gathering then copies nothing
+        from the host, so a GPU step does not wait on one."""
+        move = lambda t: t.to(device)  # noqa: E731
+        return replace(self, ref_rows=move(self.ref_rows), ref_source=move(self.ref_source),
+                       plain_rows=move(self.plain_rows), motion_source=move(self.motion_source))
+
     def reference_tokens(self, path: str) -> torch.Tensor:
         return self.features[path][self.ref_source.to(self.features[path].device)]
 

@@ -42,6 +42,14 @@ class DenoiseContext:
     bank: ReferenceBank | None
     clip_cache: dict | None = None  # what stays the same at every step of one clip (audio_module.py)
 
+    def kept(self, key, make):
+        """`make()`, computed once per clip when the caller keeps a clip cache."""
+        if self.clip_cache is None:
+            return make()
+        if key not in self.clip_cache:
+            self.clip_cache[key] = make()
+        return self.clip_cache[key]
+
 
 class _Layers(nn.Module):
     """Shared per-layer sequence of the blocks that have spatial transformers."""
@@ -62,7 +70,10 @@ class _Layers(nn.Module):
     def _layer(self, j: int, h: torch.Tensor, ctx: DenoiseContext) -> torch.Tensor:
         h = self.attentions[j](h, encoder_hidden_states=ctx.text_face, return_dict=False)[0]
         h = self.audio_modules[j](h, ctx.audio, ctx.emotion, ctx.masks[self.level], ctx.motion_scale, ctx.clip_cache)
-        motion = ctx.bank.motion_tokens(f"{self.path}.attentions.{j}.transformer_blocks.0") if ctx.bank else None
+        motion = None
+        if ctx.bank is not None:
+            path = f"{self.path}.attentions.{j}.transformer_blocks.0"
+            motion = ctx.kept(("motion", path), lambda: ctx.bank.motion_tokens(path))
         return _run_motion(self.motion_modules[j], h, motion, ctx.batch, ctx.frames)
 
 

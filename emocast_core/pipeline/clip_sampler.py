@@ -43,7 +43,7 @@ def denoise_clip(
     `on_step(i, steps)` runs after each step (progress, interrupts).
     """
     scheduler.set_timesteps(steps, device=noise.device)
-    bank = write_reference(net, motion_latents, cond.text_face, noise.shape[2], bank_dtype)
+    bank = write_reference(net, motion_latents, cond.text_face, noise.shape[2], bank_dtype).indices_on(noise.device)
     x = noise * scheduler.init_noise_sigma
     clip_cache = {}  # work that is the same at every step of this clip
     for i, t in enumerate(scheduler.timesteps):
